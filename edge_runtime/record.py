@@ -1,0 +1,105 @@
+"""The versioned decision record: what the CLI prints, the HTTP API returns and the log keeps.
+
+Version 1 fields (all always present; values may be null where noted):
+
+schema_version  1
+id              the question's id, or a generated one
+domain          the question's domain or null
+answer          the final letter (null only if nothing could answer)
+local_answer    the edge model's letter (null only when free-form output did not parse)
+answer_source   edge | cloud | edge_fallback
+route           local | cloud: what routing decided (stays cloud when escalation fell back)
+route_forced    true when --force-route overrode the decision
+escalation      none | sent | unavailable | failed | queued | blocked_privacy
+error_kind      null, or why the cloud (or the parse) failed
+confidence      the emitted bucket as a number, or null
+signal          which score routed (bucket)
+score           the value of that score
+p_correct       calibrated probability that the local answer is right (null without calibrator)
+bucket_probs    {"0.0": p, ...} over the five buckets (fast mode), else null
+letter_probs    {"A": p, ...} over the offered letters, given the emitted bucket (fast), else null
+tau             the threshold used
+mode            fast | grammar | free
+output          the edge model's text (the schema lines in fast and grammar mode)
+latency_ms      {"edge": ms, "cloud": ms or null, "total": ms}
+model_sha256    sha256 of the GGUF that answered
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from enum import Enum
+from typing import Any
+
+from edge_runtime.routing import Route
+
+SCHEMA_VERSION = 1
+
+
+class AnswerSource(str, Enum):
+    EDGE = "edge"
+    CLOUD = "cloud"
+    EDGE_FALLBACK = "edge_fallback"
+
+
+class Escalation(str, Enum):
+    NONE = "none"
+    SENT = "sent"
+    UNAVAILABLE = "unavailable"
+    FAILED = "failed"
+    QUEUED = "queued"
+    BLOCKED_PRIVACY = "blocked_privacy"
+
+
+@dataclass(frozen=True)
+class Latency:
+    edge: float
+    cloud: float | None
+    total: float
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    id: str
+    domain: str | None
+    answer: str | None
+    local_answer: str | None
+    answer_source: AnswerSource
+    route: Route
+    route_forced: bool
+    escalation: Escalation
+    error_kind: str | None
+    confidence: float | None
+    signal: str
+    score: float | None
+    p_correct: float | None
+    bucket_probs: dict[str, float] | None
+    letter_probs: dict[str, float] | None
+    tau: float
+    mode: str
+    output: str
+    latency_ms: Latency
+    model_sha256: str
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key, value in data.items():
+            if isinstance(value, Enum):
+                data[key] = value.value
+        return {"schema_version": data.pop("schema_version"), **data}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+
+def error_record(*, line: int | None, id: str | None, kind: str, message: str) -> dict[str, Any]:
+    """What stands in a JSON Lines stream for an input that could not be answered."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "id": id,
+        "line": line,
+        "error_kind": kind,
+        "error": message,
+    }

@@ -1,0 +1,165 @@
+"""EdgeRuntime: load a GGUF once, answer questions, route, and return decision records."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from edge_runtime.config import MAX_NEW_TOKENS, Mode, RuntimeConfig, foggen_home
+from edge_runtime.decoding import EdgeResult, ResponseTrie, decode_fast, decode_generate
+from edge_runtime.engine import EngineSettings, LlamaEngine
+from edge_runtime.errors import PromptTooLongError
+from edge_runtime.gguf_check import GGUFInfo, inspect_gguf
+from edge_runtime.models import ModelFile, resolve_model
+from edge_runtime.prompt import prompt_prefix, prompt_suffix
+from edge_runtime.question import Question, make_question
+from edge_runtime.record import AnswerSource, DecisionRecord, Escalation, Latency
+from edge_runtime.routing import Route, route
+from edge_runtime.schema import AnswerSchema
+
+log = logging.getLogger(__name__)
+
+FAST_RESPONSE_TOKENS = 16  # the longest schema response is 12 tokens
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    file: ModelFile
+    info: GGUFInfo
+
+
+class EdgeRuntime:
+    """One model, one context, serialised: safe to call from several threads."""
+
+    def __init__(self, engine: LlamaEngine, model: LoadedModel, config: RuntimeConfig) -> None:
+        self.engine = engine
+        self.model = model
+        self.config = config
+        self._lock = threading.Lock()
+        self._prefix = [engine.bos, *engine.tokenize(prompt_prefix())]
+        self._tries: dict[int, ResponseTrie] = {}
+
+    @classmethod
+    def load(cls, config: RuntimeConfig | None = None, *, home: Path | None = None) -> EdgeRuntime:
+        """Resolve, check and load the model, then evaluate the shared system prompt once."""
+        config = config or RuntimeConfig.from_env()
+        file = resolve_model(config.model, home=home or foggen_home())
+        info = inspect_gguf(file.path)
+        engine = LlamaEngine(
+            file.path,
+            EngineSettings(n_ctx=config.n_ctx, n_threads=config.n_threads, n_batch=config.n_batch),
+        )
+        runtime = cls(engine, LoadedModel(file, info), config)
+        runtime.warm()
+        return runtime
+
+    def warm(self) -> None:
+        """Evaluate the system prompt so the first question only pays for its own tokens."""
+        with self._lock:
+            self.engine.logits_after(self._prefix)
+
+    def close(self) -> None:
+        with self._lock:
+            self.engine.close()
+
+    def __enter__(self) -> EdgeRuntime:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- answering ----------------------------------------------------------------------------
+    def answer(
+        self,
+        question: str | Question,
+        choices: list[str] | tuple[str, ...] | None = None,
+        *,
+        id: str | None = None,
+        domain: str | None = None,
+        tau: float | None = None,
+        mode: Mode | None = None,
+        force_route: Route | None = None,
+    ) -> DecisionRecord:
+        """Answer one multiple-choice question and decide where its answer comes from."""
+        if not isinstance(question, Question):
+            question = make_question(question, choices, id=id, domain=domain)
+        config = self.config
+        if tau is not None or mode is not None or force_route is not None:
+            config = replace(
+                config,
+                tau=config.tau if tau is None else tau,
+                mode=mode or config.mode,
+                force_route=force_route or config.force_route,
+            )
+        started = time.perf_counter()
+        result = self.run_edge(question, mode=config.mode)
+        edge_ms = (time.perf_counter() - started) * 1000.0
+        return self._decide(question, result, config, edge_ms)
+
+    def prompt_tokens(self, question: Question) -> list[int]:
+        """The exact token ids llama.cpp evaluates for ``question`` (BOS, prefix, suffix)."""
+        return self._prefix + self.engine.tokenize(prompt_suffix(question))
+
+    def run_edge(self, question: Question, *, mode: Mode) -> EdgeResult:
+        """One forward pass of the edge model in ``mode`` (no routing)."""
+        schema = AnswerSchema.for_options(len(question.choices))
+        with self._lock:
+            prompt = self.prompt_tokens(question)
+            room = FAST_RESPONSE_TOKENS if mode is Mode.FAST else MAX_NEW_TOKENS
+            if len(prompt) + room > self.engine.n_ctx:
+                raise PromptTooLongError(len(prompt), self.engine.n_ctx - room)
+            if not self.config.cache_prefix:
+                self.engine.reset()
+            if mode is Mode.FAST:
+                return decode_fast(self.engine, prompt, self._trie(schema))
+            grammar = schema.grammar() if mode is Mode.GRAMMAR else None
+            return decode_generate(
+                self.engine, prompt, schema, grammar=grammar, max_new_tokens=MAX_NEW_TOKENS
+            )
+
+    def _trie(self, schema: AnswerSchema) -> ResponseTrie:
+        n = len(schema.letters)
+        if n not in self._tries:
+            self._tries[n] = ResponseTrie(schema, self.engine)
+        return self._tries[n]
+
+    def _decide(
+        self, question: Question, result: EdgeResult, config: RuntimeConfig, edge_ms: float
+    ) -> DecisionRecord:
+        score = result.confidence  # Signal.BUCKET: the emitted bucket
+        decided = config.force_route or route(score, config.tau)
+        if decided is Route.LOCAL:
+            answer, source, escalation = result.letter, AnswerSource.EDGE, Escalation.NONE
+        else:  # no cloud client configured: answer locally, say so
+            answer, source, escalation = (
+                result.letter,
+                AnswerSource.EDGE_FALLBACK,
+                Escalation.UNAVAILABLE,
+            )
+        error_kind = None if result.lenient else "unparseable_output"
+        return DecisionRecord(
+            id=question.id or uuid.uuid4().hex,
+            domain=question.domain,
+            answer=answer,
+            local_answer=result.letter,
+            answer_source=source,
+            route=decided,
+            route_forced=config.force_route is not None,
+            escalation=escalation,
+            error_kind=error_kind,
+            confidence=result.confidence,
+            signal=config.signal.value,
+            score=score,
+            p_correct=None,
+            bucket_probs=result.bucket_probs,
+            letter_probs=result.letter_probs,
+            tau=config.tau,
+            mode=config.mode.value,
+            output=result.output,
+            latency_ms=Latency(edge=round(edge_ms, 3), cloud=None, total=round(edge_ms, 3)),
+            model_sha256=self.model.file.sha256,
+        )

@@ -1,0 +1,62 @@
+"""Shared fixtures: per-test isolated HOME/env, one session-wide model cache and runtime."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from edge_runtime.config import RuntimeConfig
+from edge_runtime.runtime import EdgeRuntime
+
+TEST_THREADS = 2
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own HOME and no FOGGEN_*/HF_* settings from the outside."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in list(os.environ):
+        if name.startswith(("FOGGEN_", "HF_", "HUGGING")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home
+
+
+@pytest.fixture(scope="session")
+def model_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One FOGGEN_HOME for the session, holding the embedded model assembled once."""
+    from edge_runtime.models import fetch_embedded
+
+    home = tmp_path_factory.mktemp("foggen-home")
+    fetch_embedded(home=home)
+    return home
+
+
+@pytest.fixture(scope="session")
+def model_path(model_home: Path) -> Path:
+    from edge_runtime.models import EMBEDDED_FILENAME
+
+    return model_home / "models" / EMBEDDED_FILENAME
+
+
+@pytest.fixture(scope="session")
+def runtime(model_home: Path) -> Iterator[EdgeRuntime]:
+    """The embedded model through real llama.cpp, loaded once for the whole session."""
+    rt = EdgeRuntime.load(RuntimeConfig(n_threads=TEST_THREADS), home=model_home)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def cli_env(model_home: Path, isolated_env: Path) -> dict[str, str]:
+    """Environment for `foggen` subprocesses: the shared model cache, isolated HOME."""
+    env = dict(os.environ)
+    env["FOGGEN_HOME"] = str(model_home)
+    env["FOGGEN_THREADS"] = str(TEST_THREADS)
+    return env
