@@ -20,7 +20,7 @@ def load_questions(domain: str, split: str = "eval") -> list[Question]:
         raise ValueError(f"unknown domain {domain!r}; choose from {', '.join(DOMAINS)}")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
-    path = resources.files("benchmarks").joinpath("data", "mcq", domain, f"{split}.jsonl")
+    path = resources.files("benchmarks") / "data" / "mcq" / domain / f"{split}.jsonl"
     with path.open("rb") as handle:
         return [question_from_json(line) for line in handle if line.strip()]
 

@@ -1,6 +1,6 @@
 """`make demo`: a handful of real bundled questions through the embedded model, with routing.
 
-    python -m benchmarks.demo [--per-domain N] [--tau T] [--mode fast|grammar|free]
+python -m benchmarks.demo [--per-domain N] [--tau T] [--mode fast|grammar|free]
 """
 
 from __future__ import annotations
@@ -22,11 +22,15 @@ def main(argv: list[str] | None = None) -> None:
     config = RuntimeConfig.from_env()
     with EdgeRuntime.load(config) as runtime:
         info = runtime.model.info
-        print(f"model: {runtime.model.file.path} ({info.file_type}, sha256 "
-              f"{runtime.model.file.sha256[:12]}...), no cloud configured: escalations are "
-              "answered on the device and marked edge_fallback\n")
-        header = f"{'domain':8} {'question':44} {'gold':4} {'edge':4} {'conf':>5} {'route':6} " \
-                 f"{'source':13} {'ms':>5}"
+        print(
+            f"model: {runtime.model.file.path} ({info.file_type}, sha256 "
+            f"{runtime.model.file.sha256[:12]}...), no cloud configured: escalations are "
+            "answered on the device and marked edge_fallback\n"
+        )
+        header = (
+            f"{'domain':8} {'question':44} {'gold':4} {'edge':4} {'conf':>5} {'route':6} "
+            f"{'source':13} {'ms':>5}"
+        )
         print(header)
         print("-" * len(header))
         right = 0
@@ -40,8 +44,10 @@ def main(argv: list[str] | None = None) -> None:
                 f"{record.confidence!s:>5} {record.route.value:6} {record.answer_source.value:13} "
                 f"{record.latency_ms.total:5.0f}"
             )
-        print(f"\nedge model correct on {right}/{len(questions)}. This is the *base* Gemma-3-270M:"
-              " its confidence carries no information until FogGen training (issue 7/8).")
+        print(
+            f"\nedge model correct on {right}/{len(questions)}. This is the *base* Gemma-3-270M:"
+            " its confidence carries no information until FogGen training (issue 7/8)."
+        )
 
 
 if __name__ == "__main__":

@@ -83,12 +83,14 @@ class _Walk:
         if prefix not in self.choices:
             logits = self.engine.logits_after(self.prompt + list(prefix))
             tokens = list(node.children)
-            self.choices[prefix] = dict(zip(tokens, restricted_softmax(logits, tokens).tolist()))
+            probs = restricted_softmax(logits, tokens).tolist()
+            self.choices[prefix] = dict(zip(tokens, probs, strict=True))
         return self.choices[prefix]
 
     def greedy(self, root: _Node) -> tuple[tuple[int, ...], list[tuple[tuple[int, ...], _Node]]]:
         prefix: tuple[int, ...] = ()
-        node, path = root, [((), root)]
+        node = root
+        path: list[tuple[tuple[int, ...], _Node]] = [(prefix, root)]
         while node.leaf is None:
             if len(node.children) == 1:
                 token = next(iter(node.children))

@@ -8,6 +8,7 @@ evaluated once), and logits are read only where a caller asks for them.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 from collections.abc import Sequence
@@ -200,10 +201,8 @@ class LlamaEngine:
             self._model = None
 
     def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
-        try:
+        with contextlib.suppress(Exception):
             self.close()
-        except Exception:
-            pass
 
     def new_sampler(self, *, grammar: str | None = None) -> Sampler:
         return Sampler(self._vocab, grammar=grammar)

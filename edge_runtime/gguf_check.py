@@ -23,7 +23,19 @@ MAX_COUNT = 1 << 24  # more keys, tensors or array items than this means a garbl
 SMALL_ARRAY = 64  # arrays up to this length are kept as values; longer ones only counted
 
 # GGUF value types -> struct format (8: string, 9: array are handled separately)
-_SCALARS = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_SCALARS = {
+    0: "B",
+    1: "b",
+    2: "H",
+    3: "h",
+    4: "I",
+    5: "i",
+    6: "f",
+    7: "?",
+    10: "Q",
+    11: "q",
+    12: "d",
+}
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,9 @@ END_OF_TURN_TOKEN = "<end_of_turn>"
 
 def user_message(question: Question) -> str:
     """The MCQ: the question, then one option per line."""
-    options = "\n".join(f"{letter}. {text}" for letter, text in zip(question.letters, question.choices))
+    options = "\n".join(
+        f"{letter}. {text}" for letter, text in zip(question.letters, question.choices, strict=True)
+    )
     return f"{question.text}\n{options}"
 
 

@@ -61,7 +61,9 @@ def make_question(
     for name, value in (("id", id), ("domain", domain)):
         if value is not None and not isinstance(value, str):
             raise InvalidQuestionError(f"{name} must be a string")
-    if answer is not None and (not isinstance(answer, str) or answer not in LETTERS[: len(choices)]):
+    if answer is not None and (
+        not isinstance(answer, str) or answer not in LETTERS[: len(choices)]
+    ):
         raise InvalidQuestionError(f"answer must be one of the offered letters, got {answer!r}")
     return Question(text.strip(), tuple(stripped), id, domain, answer)  # type: ignore[arg-type]
 

@@ -1,7 +1,7 @@
 """The FogGen output schema: one object renders the GBNF grammar and parses model output.
 
-    Confidence: <0.0|0.25|0.5|0.75|1.0>
-    Final answer: <OPTION_LETTER>
+Confidence: <0.0|0.25|0.5|0.75|1.0>
+Final answer: <OPTION_LETTER>
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@ from edge_runtime.cli import main
 FOGGEN = [sys.executable, "-m", "edge_runtime.cli"]
 
 
-def run(args: list[str], env: dict[str, str], stdin: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+def run(
+    args: list[str], env: dict[str, str], stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(FOGGEN + args, input=stdin, env=env, capture_output=True, timeout=600)
 
 
@@ -50,7 +52,9 @@ def test_jsonl_stdin_one_record_per_line_in_order_with_errors(cli_env: dict[str,
             for i in range(3)]  # fmt: skip
     lines = [good[0], "{broken json", good[1], '{"id": "short", "question": "Q", "choices": ["x"]}',
              "", good[2]]  # fmt: skip
-    stdin = ("\n".join(lines) + "\n").encode() + b'{"question": "\xff\xfe", "choices": ["a", "b"]}\n'
+    stdin = (
+        "\n".join(lines) + "\n"
+    ).encode() + b'{"question": "\xff\xfe", "choices": ["a", "b"]}\n'
     out = run(["ask", "--json"], cli_env, stdin)
     assert out.returncode == 1, "some lines failed: the exit code must say so"
     records = [json.loads(x) for x in out.stdout.decode().splitlines()]
@@ -107,7 +111,9 @@ def test_model_info_and_fetch(cli_env: dict[str, str]) -> None:
     assert fetched["path"] == info["path"] and Path(fetched["path"]).is_file()
 
 
-def test_ask_never_imports_torch_or_the_converter(cli_env: dict[str, str], monkeypatch, capsys) -> None:  # noqa: ANN001
+def test_ask_never_imports_torch_or_the_converter(
+    cli_env: dict[str, str], monkeypatch, capsys
+) -> None:  # noqa: ANN001
     for key, value in cli_env.items():
         monkeypatch.setenv(key, value)
     before = set(sys.modules)

@@ -54,7 +54,9 @@ def test_free_mode_reports_what_the_model_wrote(runtime: EdgeRuntime) -> None:
         assert record.bucket_probs is None and record.letter_probs is None
 
 
-def _reference_walk(runtime: EdgeRuntime, question) -> tuple[str, dict[str, float], dict[str, float]]:  # noqa: ANN001
+def _reference_walk(
+    runtime: EdgeRuntime, question
+) -> tuple[str, dict[str, float], dict[str, float]]:  # noqa: ANN001
     """Token by token over the canonical tokenizations, no trie: at each step the allowed next
     tokens are those of the responses consistent with the walk so far; argmax among them."""
     engine = runtime.engine
@@ -71,7 +73,7 @@ def _reference_walk(runtime: EdgeRuntime, question) -> tuple[str, dict[str, floa
         allowed = list(dict.fromkeys(seq[len(walked)] for seq in alive))
         if len(allowed) > 1:
             probs = restricted_softmax(engine.logits_after(prompt + walked), allowed)
-            distributions.append(dict(zip(allowed, probs.tolist())))
+            distributions.append(dict(zip(allowed, probs.tolist(), strict=True)))
             walked.append(allowed[int(probs.argmax())])
         else:
             walked.append(allowed[0])
@@ -82,11 +84,15 @@ def _reference_walk(runtime: EdgeRuntime, question) -> tuple[str, dict[str, floa
 
 
 def test_fast_equals_a_token_by_token_greedy_walk(runtime: EdgeRuntime) -> None:
-    uncached = EdgeRuntime(runtime.engine, runtime.model, replace(runtime.config, cache_prefix=False))
+    uncached = EdgeRuntime(
+        runtime.engine, runtime.model, replace(runtime.config, cache_prefix=False)
+    )
     for question in stratified(2):
         record = uncached.answer(question, mode=Mode.FAST)
         text, first_digit, letters = _reference_walk(runtime, question)
         assert record.output == text, question.id
         p_one = record.bucket_probs["1.0"]
         assert math.isclose(p_one, first_digit["1"], rel_tol=1e-6)
-        assert all(math.isclose(record.letter_probs[k], v, rel_tol=1e-6) for k, v in letters.items())
+        assert all(
+            math.isclose(record.letter_probs[k], v, rel_tol=1e-6) for k, v in letters.items()
+        )

@@ -67,12 +67,14 @@ def _header_only(model_path: Path, tmp_path: Path) -> Path:
         (_bytes("empty.gguf", b""), ModelFormatError, "magic"),
         (_bytes("zip.gguf", b"PK\x03\x04" + b"\0" * 64), ModelFormatError, "magic"),
         (_bytes("v9.gguf", b"GGUF\x09\0\0\0" + b"\0" * 64), ModelFormatError, "version 9"),
-        (_bytes("junk.gguf", b"GGUF\x03\0\0\0" + b"\xff" * 64), ModelFormatError,
-         "cannot be read"),
+        (_bytes("junk.gguf", b"GGUF\x03\0\0\0" + b"\xff" * 64), ModelFormatError, "cannot be read"),
         (_truncated, ModelFormatError, "truncated|cannot be read"),
         (_header_only, ModelFormatError, "truncated|cannot be read"),
-        (lambda m, t: _tiny_gguf(t / "llama.gguf", "llama"), UnsupportedArchitectureError,
-         "'llama' model"),
+        (
+            lambda m, t: _tiny_gguf(t / "llama.gguf", "llama"),
+            UnsupportedArchitectureError,
+            "'llama' model",
+        ),
     ],
     ids=["missing", "empty", "zip", "version", "garbage", "truncated", "header-only", "llama"],
 )
@@ -95,7 +97,9 @@ def test_errors_are_also_standard_exceptions(tmp_path: Path) -> None:
         inspect_gguf(tmp_path / "bad.gguf")
 
 
-def test_a_copy_of_the_model_under_another_name_is_accepted(model_path: Path, tmp_path: Path) -> None:
+def test_a_copy_of_the_model_under_another_name_is_accepted(
+    model_path: Path, tmp_path: Path
+) -> None:
     copy = tmp_path / "copy.gguf"
     shutil.copy(model_path, copy)
     assert inspect_gguf(copy).architecture == "gemma3"

@@ -79,7 +79,9 @@ def test_hub_references_parse(reference: str, expected: HubReference) -> None:
     assert HubReference.parse(reference) == expected
 
 
-@pytest.mark.parametrize("reference", ["hf://owner/file.gguf", "hf://o/r/model.bin", "hf:///r/f.gguf"])
+@pytest.mark.parametrize(
+    "reference", ["hf://owner/file.gguf", "hf://o/r/model.bin", "hf:///r/f.gguf"]
+)
 def test_bad_hub_references_are_refused(reference: str) -> None:
     with pytest.raises(ValueError, match="hf://owner/repo/file.gguf"):
         HubReference.parse(reference)

@@ -80,14 +80,18 @@ def test_force_route_overrides_and_is_recorded(runtime: EdgeRuntime, forced: Rou
 
 def test_a_question_longer_than_the_context_is_refused_with_numbers(runtime: EdgeRuntime) -> None:
     long_text = "Explain the following. " + "word " * 2500
-    with pytest.raises(PromptTooLongError, match=r"needs \d+ prompt tokens but the context allows 2032") as info:
+    with pytest.raises(
+        PromptTooLongError, match=r"needs \d+ prompt tokens but the context allows 2032"
+    ) as info:
         runtime.answer(long_text, ["yes", "no"])
     assert info.value.n_tokens > info.value.limit == 2048 - 16
     assert runtime.answer("2 + 2 = ?", ["3", "4"]).local_answer in {"A", "B"}  # still fine
 
 
 @pytest.mark.parametrize("choices", [["only"], ["a", "a"], ["a", ""]])
-def test_malformed_questions_never_reach_the_model(runtime: EdgeRuntime, choices: list[str]) -> None:
+def test_malformed_questions_never_reach_the_model(
+    runtime: EdgeRuntime, choices: list[str]
+) -> None:
     with pytest.raises(InvalidQuestionError):
         runtime.answer("Q?", choices)
 

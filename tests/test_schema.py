@@ -26,7 +26,11 @@ def test_every_string_the_grammar_accepts_parses_strictly(n_options: int) -> Non
         assert parsed.confidence in {float(b) for b in BUCKETS}
 
 
-@given(st.text(alphabet=st.sampled_from(list("Confidence: 0.12575\nFinalanswr:ABCDEZ xy")), max_size=40))
+@given(
+    st.text(
+        alphabet=st.sampled_from(list("Confidence: 0.12575\nFinalanswr:ABCDEZ xy")), max_size=40
+    )
+)
 def test_parser_rejects_strictly_what_the_grammar_rejects(text: str) -> None:
     schema = AnswerSchema.for_options(4)
     accepted = language(schema.grammar())
