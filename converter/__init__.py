@@ -1,4 +1,9 @@
-"""Checkpoint conversion (bf16 safetensors + PEFT LoRA -> GGUF -> quantized): not built yet.
+"""Checkpoints in and out of GGUF: bf16 safetensors (+ a merged PEFT LoRA adapter) -> GGUF ->
+quantized with llama.cpp, parity proofs against transformers, and GGUF -> HF.
 
-Tracked in issue 4; nothing here pretends to work until then.
+    from converter.gguf_export import OutType, export_gguf
+    from converter.quantize import QuantType, quantize
+    from converter.verify import verify
+
+torch/transformers/peft are imported only inside ``verify`` (the [train] extra).
 """

@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(handler=_cmd_model_info)
     fetch.set_defaults(handler=_cmd_model_fetch)
+    _add_converter_commands(commands)
     return parser
 
 
@@ -231,6 +232,112 @@ def _cmd_model_fetch(args: argparse.Namespace) -> int:
     inspect_gguf(file.path)
     data = {"path": str(file.path), "sha256": file.sha256, "source": file.source.value}
     print(json.dumps(data) if args.json else f"{file.path}  sha256 {file.sha256}")
+    return EXIT_OK
+
+
+# -- convert / quantize / verify (package converter, imported only when these run) -------------
+def _add_converter_commands(commands: Any) -> None:
+    convert = commands.add_parser(
+        "convert",
+        help="HF checkpoint (+ LoRA adapter) -> GGUF, or GGUF -> HF with --from-gguf",
+        description="Convert a bf16 Hugging Face Gemma-3 checkpoint (folder or hub id), with an "
+        "optional PEFT LoRA adapter merged in, to GGUF; or a GGUF back to an HF checkpoint.",
+    )
+    convert.add_argument("source", nargs="?", help="checkpoint folder or hub id (owner/name)")
+    convert.add_argument("--out", help="output .gguf")
+    convert.add_argument("--dtype", default="f16", help="f32 | f16 | bf16 | q8_0 (default f16)")
+    convert.add_argument("--adapter", help="PEFT LoRA adapter folder to merge")
+    convert.add_argument("--from-gguf", metavar="GGUF", help="convert this GGUF back to HF")
+    convert.add_argument("--to-hf", metavar="DIR", help="with --from-gguf: the new HF folder")
+    convert.set_defaults(handler=_converter_command(_cmd_convert))
+
+    quantize = commands.add_parser("quantize", help="quantize a GGUF with llama.cpp")
+    quantize.add_argument("input", help="F32/F16/BF16/Q8_0 GGUF")
+    quantize.add_argument("output", help="quantized GGUF to write")
+    quantize.add_argument("--type", required=True, help="Q8_0 | Q6_K | Q5_K_M | Q4_K_M | Q4_0")
+    quantize.add_argument("--threads", type=int, default=0, help="CPU threads (default: all)")
+    quantize.set_defaults(handler=_converter_command(_cmd_quantize))
+
+    verify = commands.add_parser(
+        "verify", help="prove a GGUF matches its HF source (needs the [train] extra)"
+    )
+    verify.add_argument("source", help="HF checkpoint folder or hub id")
+    verify.add_argument("gguf", help="the GGUF converted from it")
+    verify.add_argument("--adapter", help="PEFT adapter applied on the HF side")
+    verify.add_argument(
+        "--prompts", type=int, default=50, help="bundled eval questions (default 50)"
+    )
+    verify.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads")
+    verify.add_argument("--out", help="also write the JSON report here")
+    verify.set_defaults(handler=_converter_command(_cmd_verify))
+
+
+def _converter_command(
+    command: Callable[[argparse.Namespace], int],
+) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from converter.errors import ConverterError, MissingExtraError
+
+        try:
+            return command(args)
+        except MissingExtraError as exc:
+            print(f"foggen: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        except ConverterError as exc:
+            print(f"foggen: error: {exc}", file=sys.stderr)
+            return EXIT_MODEL
+        except ValueError as exc:  # a bad --dtype / --type
+            print(f"foggen: error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+
+    return run
+
+
+def _cmd_convert(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if args.from_gguf:
+        from converter.to_hf import gguf_to_hf
+
+        if not args.to_hf or args.source:
+            raise ValueError("use: foggen convert --from-gguf IN.gguf --to-hf DIR")
+        print(gguf_to_hf(args.from_gguf, args.to_hf))
+        return EXIT_OK
+    from converter.gguf_export import OutType, export_gguf
+    from edge_runtime.gguf_check import inspect_gguf
+
+    if not args.source or not args.out:
+        raise ValueError("use: foggen convert SRC --out OUT.gguf [--dtype ...] [--adapter DIR]")
+    out_type = OutType.parse(args.dtype)
+    path = export_gguf(args.source, Path(args.out), out_type=out_type, adapter=args.adapter)
+    info = inspect_gguf(path)
+    print(
+        json.dumps({"path": str(path), "size_bytes": info.size, "tensor_types": info.tensor_types})
+    )
+    return EXIT_OK
+
+
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    from converter.quantize import QuantType, quantize
+
+    report = quantize(args.input, args.output, QuantType.parse(args.type), threads=args.threads)
+    print(json.dumps(report.to_dict()))
+    return EXIT_OK
+
+
+def _cmd_verify(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmarks.data import DOMAINS, stratified
+    from converter.verify import verify
+
+    per_domain = -(-args.prompts // len(DOMAINS))
+    questions = stratified(per_domain)[: args.prompts]
+    report = verify(args.source, args.gguf, questions, adapter=args.adapter, threads=args.threads)
+    text = json.dumps(report.to_dict(), indent=1)
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text)
     return EXIT_OK
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +42,7 @@ def _llama():  # noqa: ANN202 - the module, imported lazily
 _LOG_CALLBACK = None  # keep a reference: llama.cpp calls it from C
 
 
-def _route_llama_logs_to_logging() -> None:
+def route_llama_logs_to_logging() -> None:
     """Send llama.cpp's own stderr chatter to ``logging`` (debug) instead of the terminal."""
     global _LOG_CALLBACK
     if _LOG_CALLBACK is not None:
@@ -62,7 +62,7 @@ class LlamaEngine:
 
     def __init__(self, path: Path, settings: EngineSettings) -> None:
         llama_cpp = _llama()
-        _route_llama_logs_to_logging()
+        route_llama_logs_to_logging()
         llama_cpp.llama_backend_init()
         self.settings = settings
         model_params = llama_cpp.llama_model_default_params()
@@ -135,12 +135,22 @@ class LlamaEngine:
         keep = _common_prefix(self._cached, tokens)
         keep = min(keep, len(tokens) - 1)  # at least one token must run to produce logits
         self._truncate(keep)
-        self._decode(tokens[keep:])
+        for _ in self._decode(tokens[keep:]):
+            pass
         return self._last_logits()
+
+    def logits_for_all(self, tokens: Sequence[int]) -> np.ndarray:
+        """Teacher-forced logits at every position, (len(tokens), n_vocab), from an empty cache.
+
+        For parity checks; the context's output buffer grows to n_batch rows of the vocabulary.
+        """
+        self.reset()
+        return np.concatenate(list(self._decode(tokens, every_position=True)))
 
     def append(self, token: int) -> np.ndarray:
         """Evaluate one more token after the cached sequence; logits for the next one."""
-        self._decode([token])
+        for _ in self._decode([token]):
+            pass
         return self._last_logits()
 
     def sample(self, sampler: Sampler) -> int:
@@ -156,7 +166,11 @@ class LlamaEngine:
             keep = 0
         del self._cached[keep:]
 
-    def _decode(self, tokens: Sequence[int]) -> None:
+    def _decode(
+        self, tokens: Sequence[int], *, every_position: bool = False
+    ) -> Iterator[np.ndarray]:
+        """Evaluate ``tokens`` after the cache, chunk by chunk; with ``every_position`` yield a
+        copy of each chunk's logits, else yield nothing and leave the last logits readable."""
         llama_cpp = _llama()
         batch, size = self._batch, self.settings.n_batch
         for start in range(0, len(tokens), size):
@@ -169,13 +183,16 @@ class LlamaEngine:
                 batch.pos[i] = base + i
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = 0
-                batch.logits[i] = last_chunk and i == len(chunk) - 1
+                batch.logits[i] = every_position or (last_chunk and i == len(chunk) - 1)
             status = llama_cpp.llama_decode(self._ctx, batch)
             if status != 0:
                 self.reset()
                 raise EngineError(f"llama_decode failed with status {status}")
             self._cached.extend(chunk)
             self.n_decoded += len(chunk)
+            if every_position:
+                rows = llama_cpp.llama_get_logits(self._ctx)
+                yield np.ctypeslib.as_array(rows, shape=(len(chunk), self.n_vocab)).copy()
 
     def _last_logits(self) -> np.ndarray:
         pointer = _llama().llama_get_logits_ith(self._ctx, -1)

@@ -60,3 +60,47 @@ def cli_env(model_home: Path, isolated_env: Path) -> dict[str, str]:
     env["FOGGEN_HOME"] = str(model_home)
     env["FOGGEN_THREADS"] = str(TEST_THREADS)
     return env
+
+
+# -- converter artefacts (built once per session, shared by the converter tests) ---------------
+@pytest.fixture(scope="session")
+def hf_checkpoint(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The embedded GGUF as a full-size bf16 HF checkpoint: the format R14 ships in."""
+    from converter.to_hf import gguf_to_hf
+
+    return gguf_to_hf(model_path, tmp_path_factory.mktemp("hf") / "gemma-3-270m", progress=False)
+
+
+@pytest.fixture(scope="session")
+def f32_gguf(hf_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from converter.gguf_export import OutType, export_gguf
+
+    out = tmp_path_factory.mktemp("gguf") / "f32.gguf"
+    return export_gguf(hf_checkpoint, out, out_type=OutType.F32, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(hf_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Gemma-3 (6 layers, hidden 64) saved by transformers in bf16, with the real
+    tokenizer; every weight (norms included) random so that each conversion rule matters."""
+    import shutil
+
+    import torch
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig
+
+    directory = tmp_path_factory.mktemp("tiny") / "tiny-gemma3"
+    config = Gemma3TextConfig(
+        vocab_size=262144, hidden_size=64, intermediate_size=128, num_hidden_layers=6,
+        num_attention_heads=2, num_key_value_heads=1, head_dim=32, query_pre_attn_scalar=32,
+        max_position_embeddings=4096, sliding_window=16, rope_local_base_freq=10000.0,
+        rope_theta=1_000_000.0,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = Gemma3ForCausalLM(config)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.normal_(0.0, 0.05)
+    model.to(torch.bfloat16).save_pretrained(directory)
+    for name in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
+        shutil.copy(hf_checkpoint / name, directory / name)
+    return directory

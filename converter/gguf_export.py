@@ -1,0 +1,197 @@
+"""Write a Hugging Face Gemma-3 checkpoint (optionally with a LoRA merged in) as GGUF.
+
+Two passes over the checkpoint: the first reads only safetensors headers to lay out the tensor
+table, the second streams one tensor at a time (read, merge, shift, quantize, write), so memory
+stays near the largest tensor rather than the whole model. The file appears only when complete
+(temporary file + rename).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import gguf
+import numpy as np
+from tqdm import tqdm
+
+from converter.checkpoint import Checkpoint, open_checkpoint
+from converter.errors import CheckpointFormatError, OutputError, UnsupportedModelError
+from converter.lora import LoraAdapter, load_adapter
+from converter.tokenizer import Vocab, read_vocab
+
+log = logging.getLogger(__name__)
+
+Q = gguf.GGMLQuantizationType
+
+
+class OutType(str, Enum):
+    F32 = "f32"
+    F16 = "f16"
+    BF16 = "bf16"
+    Q8_0 = "q8_0"
+
+    @classmethod
+    def parse(cls, text: str) -> OutType:
+        try:
+            return cls(text.lower())
+        except ValueError:
+            raise ValueError(f"--dtype must be one of {', '.join(m.value for m in cls)}") from None
+
+    @property
+    def ggml_type(self) -> gguf.GGMLQuantizationType:
+        return {"f32": Q.F32, "f16": Q.F16, "bf16": Q.BF16, "q8_0": Q.Q8_0}[self.value]
+
+    @property
+    def file_type(self) -> gguf.LlamaFileType:
+        return {
+            "f32": gguf.LlamaFileType.ALL_F32,
+            "f16": gguf.LlamaFileType.MOSTLY_F16,
+            "bf16": gguf.LlamaFileType.MOSTLY_BF16,
+            "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0,
+        }[self.value]
+
+
+@dataclass(frozen=True)
+class PlannedTensor:
+    hf_name: str
+    gguf_name: str
+    shape: tuple[int, ...]  # numpy order, after trimming
+    ggml_type: gguf.GGMLQuantizationType
+
+
+def tensor_type(gguf_name: str, shape: tuple[int, ...], out: OutType) -> gguf.GGMLQuantizationType:
+    """The reference converter's rule: 1-D tensors and norms stay F32; Q8_0 needs rows that are
+    multiples of 32, else F16."""
+    if len(shape) <= 1 or gguf_name.endswith("_norm.weight"):
+        return Q.F32
+    if out is OutType.Q8_0 and shape[-1] % gguf.GGML_QUANT_SIZES[Q.Q8_0][0] != 0:
+        return Q.F16
+    return out.ggml_type
+
+
+def plan(checkpoint: Checkpoint, out: OutType, n_vocab: int) -> list[PlannedTensor]:
+    config = checkpoint.config
+    name_map = checkpoint.spec.name_map(config.num_hidden_layers)
+    planned = []
+    for hf_name, (file, stored) in checkpoint.tensor_names().items():
+        if hf_name == "lm_head.weight" and config.tie_word_embeddings:
+            continue  # tied: llama.cpp reuses token_embd
+        if hf_name not in name_map:
+            raise UnsupportedModelError(f"unexpected tensor {stored!r}: no GGUF name for it")
+        info = file.tensors[stored]
+        if info.dtype not in ("F32", "F16", "BF16"):
+            raise CheckpointFormatError(f"tensor {stored} is {info.dtype}; weights must be floats")
+        shape = info.shape
+        if hf_name == "model.embed_tokens.weight":
+            shape = (min(shape[0], n_vocab), *shape[1:])  # drop rows beyond the vocabulary
+        gguf_name = name_map[hf_name]
+        planned.append(PlannedTensor(hf_name, gguf_name, shape, tensor_type(gguf_name, shape, out)))
+    missing = set(name_map) - {p.hf_name for p in planned} - {"lm_head.weight"}
+    if missing:
+        raise CheckpointFormatError(
+            f"the checkpoint lacks {len(missing)} tensors, e.g. {sorted(missing)[0]}"
+        )
+    return planned
+
+
+def write_metadata(
+    writer: gguf.GGUFWriter, checkpoint: Checkpoint, out: OutType, vocab: Vocab, name: str
+) -> None:
+    c = checkpoint.config
+    writer.add_type("model")
+    writer.add_name(name)
+    writer.add_file_type(out.file_type)
+    writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
+    writer.add_block_count(c.num_hidden_layers)
+    writer.add_context_length(c.max_position_embeddings)
+    writer.add_embedding_length(c.hidden_size)
+    writer.add_feed_forward_length(c.intermediate_size)
+    writer.add_head_count(c.num_attention_heads)
+    writer.add_head_count_kv(c.num_key_value_heads)
+    writer.add_layer_norm_rms_eps(c.rms_norm_eps)
+    writer.add_key_length(c.head_dim)  # head_dim 256 != hidden / heads at 270M
+    writer.add_value_length(c.head_dim)
+    writer.add_rope_freq_base(c.rope_theta)
+    writer.add_rope_freq_base_swa(c.rope_local_base_freq)
+    writer.add_sliding_window(c.sliding_window)
+    if not c.default_swa_pattern:  # llama.cpp reads the per-layer pattern when given
+        writer.add_sliding_window_pattern([t == "sliding_attention" for t in c.layer_types])
+    if c.rope_scaling_factor:
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(c.rope_scaling_factor)
+    if c.final_logit_softcapping:
+        writer.add_final_logit_softcapping(c.final_logit_softcapping)
+    vocab.write_to(writer)
+
+
+def export_gguf(
+    source: str | Path,
+    out_path: Path,
+    *,
+    out_type: OutType = OutType.F16,
+    adapter: str | Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """Convert ``source`` (folder or hub id) to a GGUF at ``out_path``; return the path."""
+    checkpoint = open_checkpoint(source)
+    vocab = read_vocab(checkpoint.directory, checkpoint.config.vocab_size, checkpoint.raw_config)
+    lora = load_adapter(adapter, checkpoint) if adapter is not None else None
+    planned = plan(checkpoint, out_type, len(vocab.tokens))
+    out_path = Path(out_path)
+    tmp = _temporary_beside(out_path)
+    try:
+        writer = gguf.GGUFWriter(tmp, arch=checkpoint.spec.gguf_arch_name)
+        write_metadata(writer, checkpoint, out_type, vocab, checkpoint.directory.name)
+        for p in planned:
+            block, type_size = gguf.GGML_QUANT_SIZES[p.ggml_type]
+            nbytes = int(np.prod(p.shape)) // block * type_size
+            # a float dtype tells the writer that p.shape is the logical shape, not bytes
+            writer.add_tensor_info(
+                p.gguf_name, p.shape, np.dtype(np.float32), nbytes, raw_dtype=p.ggml_type
+            )
+        writer.write_header_to_file()
+        writer.write_kv_data_to_file()
+        writer.write_ti_data_to_file()
+        names = checkpoint.tensor_names()
+        for p in tqdm(
+            planned, desc=f"export {out_type.value}", unit="tensor", disable=not progress
+        ):
+            file, stored = names[p.hf_name]
+            writer.write_tensor_data(_prepare(checkpoint, p, file.read(stored), lora))
+        writer.close()
+        os.replace(tmp, out_path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out_path}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out_path
+
+
+def _prepare(
+    checkpoint: Checkpoint, p: PlannedTensor, data: np.ndarray, lora: LoraAdapter | None
+) -> np.ndarray:
+    data = data.astype(np.float32, copy=False)
+    if lora is not None:
+        data = lora.merged(p.hf_name, data)
+    if p.hf_name == "model.embed_tokens.weight":
+        data = data[: p.shape[0]]
+    shift = checkpoint.spec.shift(p.gguf_name)
+    if shift:
+        data = data + np.float32(shift)
+    return gguf.quants.quantize(np.ascontiguousarray(data), p.ggml_type)
+
+
+def _temporary_beside(path: Path) -> Path:
+    if not path.parent.is_dir():
+        raise OutputError(f"the output folder {path.parent} does not exist")
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    except OSError as exc:
+        raise OutputError(f"cannot write into {path.parent}: {exc}") from exc
+    os.close(fd)
+    return Path(name)

@@ -1,0 +1,91 @@
+"""Quantize a GGUF with llama.cpp itself (``llama_model_quantize``).
+
+K-quants need rows that are multiples of 256; Gemma-3-270M's hidden size is 640, so llama.cpp
+falls back to other types for many tensors: the report's tensor-type histogram shows which.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+from converter.errors import CheckpointFormatError, ConverterError, OutputError
+from converter.gguf_export import _temporary_beside
+from edge_runtime.engine import route_llama_logs_to_logging
+from edge_runtime.gguf_check import inspect_gguf
+
+
+class QuantType(str, Enum):
+    Q8_0 = "Q8_0"
+    Q6_K = "Q6_K"
+    Q5_K_M = "Q5_K_M"
+    Q4_K_M = "Q4_K_M"
+    Q4_0 = "Q4_0"
+
+    @classmethod
+    def parse(cls, text: str) -> QuantType:
+        try:
+            return cls(text.upper())
+        except ValueError:
+            raise ValueError(f"--type must be one of {', '.join(m.value for m in cls)}") from None
+
+    @property
+    def llama_ftype(self) -> int:
+        import llama_cpp
+
+        return int(getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{self.value}"))
+
+
+@dataclass(frozen=True)
+class QuantizeReport:
+    path: Path
+    quant_type: QuantType
+    size_bytes: int
+    source_size_bytes: int
+    tensor_types: dict[str, int]
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "path": str(self.path),
+            "type": self.quant_type.value,
+            "size_bytes": self.size_bytes,
+            "source_size_bytes": self.source_size_bytes,
+            "ratio": round(self.size_bytes / self.source_size_bytes, 4),
+            "tensor_types": self.tensor_types,
+        }
+
+
+def quantize(
+    source: str | Path, out_path: str | Path, quant_type: QuantType, *, threads: int = 0
+) -> QuantizeReport:
+    """Quantize ``source`` into ``out_path`` (written atomically)."""
+    import llama_cpp
+
+    source, out_path = Path(source), Path(out_path)
+    info = inspect_gguf(source)  # typed errors before llama.cpp sees a broken file
+    if info.file_type not in ("ALL_F32", "MOSTLY_F16", "MOSTLY_BF16"):
+        raise CheckpointFormatError(
+            f"{source} is already {info.file_type}; quantize from an F32/F16/BF16 export "
+            "(requantizing compounds the error)"
+        )
+    tmp = _temporary_beside(out_path)
+    route_llama_logs_to_logging()  # llama.cpp prints a line per tensor otherwise
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = quant_type.llama_ftype
+    params.nthread = threads or (os.cpu_count() or 1)
+    try:
+        status = llama_cpp.llama_model_quantize(
+            str(source).encode(), str(tmp).encode(), ctypes.byref(params)
+        )
+        if status != 0:
+            raise ConverterError(f"llama.cpp failed to quantize {source} (status {status})")
+        os.replace(tmp, out_path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {out_path}: {exc}") from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    result = inspect_gguf(out_path)
+    return QuantizeReport(out_path, quant_type, result.size, info.size, result.tensor_types)
