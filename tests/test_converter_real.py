@@ -13,7 +13,12 @@ from benchmarks.data import stratified
 from converter.gguf_export import OutType, export_gguf
 from converter.quantize import QuantType, quantize
 from converter.to_hf import read_fields
-from converter.verify import compare_ggufs, decision_agreement, verify
+from converter.verify import (
+    batch_shape_self_agreement,
+    compare_ggufs,
+    decision_agreement,
+    verify,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -63,22 +68,8 @@ def test_decisions_agree_with_the_original_q4_k_m_up_to_llama_cpp_noise(
     questions = stratified(3)
     ours = decision_agreement(model_path, f32_gguf, questions, progress=False)
     assert ours.bucket_flips == 0, ours.to_dict()
-    floor = _self_agreement(model_path, questions)
+    floor = batch_shape_self_agreement(model_path, questions)
     assert ours.to_dict()["letter_agreement"] >= floor - 0.06, (ours.to_dict(), floor)
-
-
-def _self_agreement(model_path: Path, questions: list) -> float:  # noqa: ANN001
-    from converter.verify import _decision
-    from edge_runtime.engine import EngineSettings, LlamaEngine
-
-    big = LlamaEngine(model_path, EngineSettings(n_ctx=4096, n_threads=2, n_batch=512))
-    small = LlamaEngine(model_path, EngineSettings(n_ctx=4096, n_threads=2, n_batch=64))
-    try:
-        same = [_decision(big, q)[1] == _decision(small, q)[1] for q in questions]
-    finally:
-        big.close()
-        small.close()
-    return float(np.mean(same))
 
 
 @pytest.mark.parametrize("quant, max_ratio", [(QuantType.Q8_0, 0.30), (QuantType.Q4_K_M, 0.26)])
