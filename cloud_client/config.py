@@ -39,15 +39,6 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(sorted({name.strip() for name in text.split(",") if name.strip()}))
 
 
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"not a boolean: {text!r}")
-
-
 @dataclass(frozen=True)
 class CloudConfig:
     url: str | None = _opt(
@@ -118,8 +109,8 @@ class CloudConfig:
         str,
     )
     redact: bool = _opt(
-        "FOGGEN_CLOUD_REDACT", "redact e-mails, phone and card numbers before sending", True, _bool
-    )
+        "FOGGEN_CLOUD_REDACT", "redact e-mails, phone and card numbers before sending", True, bool
+    )  # parse=bool: the config builder reads true/false, yes/no, on/off, 1/0
 
     def __post_init__(self) -> None:
         if self.url is not None:

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from cloud_client.errors import CloudError
 
 if TYPE_CHECKING:
-    from cloud_client.client import CloudAnswer
+    from cloud_client.client import CloudClient
 
 OUTBOX_FILENAME = "outbox.sqlite3"
 SCHEMA_VERSION = 1
@@ -250,19 +250,6 @@ class Outbox:
 
 
 # -- replay -----------------------------------------------------------------------------------
-class Answers(Protocol):
-    """What a flush needs from a cloud client (``CloudClient`` is one)."""
-
-    def ask(
-        self,
-        question: str,
-        choices: Sequence[str],
-        *,
-        idempotency_key: str | None = None,
-        force: bool = False,
-    ) -> CloudAnswer: ...
-
-
 @dataclass(frozen=True)
 class FlushReport:
     answered: int
@@ -280,7 +267,7 @@ class FlushReport:
 
 
 def flush(
-    outbox: Outbox, client: Answers, *, force: bool = True, limit: int | None = None
+    outbox: Outbox, client: CloudClient, *, force: bool = True, limit: int | None = None
 ) -> FlushReport:
     """Replay pending entries one by one, oldest first.
 

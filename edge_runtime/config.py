@@ -144,8 +144,9 @@ def build_config(cls: type[C], *, flags: Mapping[str, Any], env: Mapping[str, st
             raw, origin = env[f.metadata["env"]], f.metadata["env"]
         if raw is None:
             continue
+        parse = _bool if f.metadata["parse"] is bool else f.metadata["parse"]  # bool("no") is True
         try:
-            values[f.name] = f.metadata["parse"](raw) if isinstance(raw, str) else raw
+            values[f.name] = parse(raw) if isinstance(raw, str) else raw
         except ValueError as exc:
             raise ConfigError(f"{origin}: invalid value {raw!r} ({exc})") from exc
     return cls(**values)
