@@ -27,6 +27,8 @@ from typing import Any
 from tqdm import tqdm
 
 from benchmarks.data import stratified
+from benchmarks.report import git_commit as _git_commit
+from benchmarks.report import summary as _summary
 from edge_runtime.config import Mode, RuntimeConfig
 from edge_runtime.decoding import EdgeResult
 from edge_runtime.question import Question
@@ -49,12 +51,6 @@ print(json.dumps(int(hwm_kb) / 1024), flush=True)
 
 def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 2)
-
-
-def _summary(values: list[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {"median": round(statistics.median(ordered), 2), "p95": round(p95, 2)}
 
 
 def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
@@ -184,16 +180,6 @@ def analyse(rows: list[dict[str, Any]]) -> dict[str, Any]:
             for mode in ("fast", "grammar")
         },
     }
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("--input", metavar="FILE", help="read JSON Lines from FILE instead of stdin")
     ask.add_argument("--json", action="store_true", help="print decision records as JSON Lines")
     add_config_arguments(ask, RuntimeConfig)
+    _add_cloud_arguments(ask)
     ask.set_defaults(handler=_cmd_ask)
 
     model = commands.add_parser("model", help="inspect or prepare the GGUF model")
@@ -75,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     info.set_defaults(handler=_cmd_model_info)
     fetch.set_defaults(handler=_cmd_model_fetch)
     _add_converter_commands(commands)
+    _add_outbox_commands(commands)
     return parser
 
 
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
+    from cloud_client.errors import CloudError
     from edge_runtime.errors import EdgeRuntimeError, InvalidQuestionError
 
     handler: Callable[[argparse.Namespace], int] = args.handler
@@ -91,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except InvalidQuestionError as exc:
         print(f"foggen: invalid question: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CloudError as exc:  # only cloud settings get this far; failed calls fall back
+        print(f"foggen: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except EdgeRuntimeError as exc:
         print(f"foggen: error: {exc}", file=sys.stderr)
@@ -122,7 +128,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
         question = make_question(args.question, args.choices or [], id=args.id, domain=args.domain)
     elif args.choices or args.id or args.domain:
         raise ConfigError("-c/--id/--domain go with a question argument, not with JSON Lines")
-    with EdgeRuntime.load(config) as runtime:
+    with _escalator(args) as escalator, EdgeRuntime.load(config, escalator=escalator) as runtime:
         if single:
             _emit(runtime.answer(question).to_dict(), json_output=args.json)
             return EXIT_OK
@@ -190,6 +196,99 @@ def _human(record: dict[str, Any]) -> str:
         f"(confidence {record['confidence']}, tau {record['tau']} -> route {record['route']}; "
         f"{where}; {record['latency_ms']['total']:.0f} ms)"
     )
+
+
+# -- cloud escalation and the outbox ----------------------------------------------------------
+CLOUD_FLAGS = ("url", "model", "outbox")
+
+
+def _add_cloud_arguments(parser: argparse.ArgumentParser) -> None:
+    from cloud_client.config import CloudConfig
+    from edge_runtime.config import add_config_arguments
+
+    add_config_arguments(parser, CloudConfig, only=CLOUD_FLAGS)
+
+
+def _cloud_config(args: argparse.Namespace) -> Any:
+    from cloud_client.config import CloudConfig
+    from edge_runtime.config import build_config
+
+    return build_config(CloudConfig, flags=vars(args), env=os.environ)
+
+
+def _escalator(args: argparse.Namespace) -> contextlib.AbstractContextManager[Any]:
+    """The escalator for `ask` when a cloud URL is set (flag or env), else None."""
+    cloud = _cloud_config(args)
+    if not cloud.enabled:
+        return contextlib.nullcontext(None)
+    from edge_runtime.escalation import Escalator
+
+    return Escalator.from_config(cloud)
+
+
+def _outbox(cloud: Any) -> Any:
+    from cloud_client.outbox import Outbox, default_outbox_path
+
+    return Outbox(cloud.outbox or default_outbox_path(), lease_seconds=cloud.lease_seconds)
+
+
+def _add_outbox_commands(commands: Any) -> None:
+    from cloud_client.config import CloudConfig
+    from cloud_client.outbox import EntryStatus
+    from edge_runtime.config import add_config_arguments
+
+    outbox = commands.add_parser(
+        "outbox", help="list or replay escalations that fell back to the device's answer"
+    )
+    actions = outbox.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="one entry per line (JSON Lines with --json)")
+    listing.add_argument("--status", choices=[s.value for s in EntryStatus], help="only these")
+    flush = actions.add_parser(
+        "flush", help="send pending entries to the cloud now (whatever the circuit breaker says)"
+    )
+    for sub, flags in ((listing, ("outbox",)), (flush, CLOUD_FLAGS)):
+        add_config_arguments(sub, CloudConfig, only=flags)
+        sub.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=_cmd_outbox_list)
+    flush.set_defaults(handler=_cmd_outbox_flush)
+
+
+def _cmd_outbox_list(args: argparse.Namespace) -> int:
+    from cloud_client.outbox import EntryStatus
+
+    status = EntryStatus(args.status) if args.status else None
+    for entry in _outbox(_cloud_config(args)).entries(status=status):
+        data = entry.to_dict()
+        if args.json:
+            print(json.dumps(data, ensure_ascii=False), flush=True)
+        else:
+            question = " ".join(data["question"].split())[:60]
+            print(
+                f"{data['id']:>5} {data['status']:8} {data['created']} attempts "
+                f"{data['attempts']} local {data['local_answer'] or '-'} cloud "
+                f"{data['cloud_answer'] or '-'} ({data['last_error'] or data['reason']}) {question}"
+            )
+    return EXIT_OK
+
+
+def _cmd_outbox_flush(args: argparse.Namespace) -> int:
+    from cloud_client.client import CloudClient
+    from cloud_client.outbox import flush
+
+    cloud = _cloud_config(args)
+    with CloudClient(cloud) as client:
+        report = flush(_outbox(cloud), client, force=True)
+    if args.json:
+        print(json.dumps(report.to_dict()))
+    else:
+        stopped = (
+            f"; stopped, cloud not answering ({report.stopped_by})" if report.stopped_by else ""
+        )
+        print(
+            f"outbox flush: {report.answered} answered, {report.failed} failed, "
+            f"{report.pending} pending{stopped}"
+        )
+    return EXIT_SOME_FAILED if report.stopped_by or report.failed else EXIT_OK
 
 
 # -- model ------------------------------------------------------------------------------------

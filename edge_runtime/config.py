@@ -99,18 +99,29 @@ def _flag(name: str) -> str:
     )
 
 
+def _flag_and_dest(f: dataclasses.Field[Any]) -> tuple[str, str]:
+    """A field's flag and argparse dest; metadata "flag" (e.g. --cloud-url) names both."""
+    if "flag" in f.metadata:
+        return f.metadata["flag"], f.metadata["flag"].lstrip("-").replace("-", "_")
+    return _flag(f.name), f.name
+
+
 def add_config_arguments(
     parser: argparse.ArgumentParser, cls: type, *, only: tuple[str, ...] | None = None
 ) -> None:
-    """Add one flag per config field (default None, so 'not given' is visible)."""
+    """Add one flag per config field (default None, so 'not given' is visible); fields marked
+    ``env_only`` (secrets: a flag would show in ``ps``) get none."""
     for f in dataclasses.fields(cls):
-        if "env" not in f.metadata or (only is not None and f.name not in only):
+        if "env" not in f.metadata or f.metadata.get("env_only"):
+            continue
+        if only is not None and f.name not in only:
             continue
         default = f.default.value if isinstance(f.default, Enum) else f.default
         choices = [m.value for m in f.metadata["parse"]] if _is_enum(f.metadata["parse"]) else None
+        flag, dest = _flag_and_dest(f)
         parser.add_argument(
-            _flag(f.name),
-            dest=f.name,
+            flag,
+            dest=dest,
             default=None,
             choices=choices,
             help=f"{f.metadata['help']} (env {f.metadata['env']}; default: {default})",
@@ -127,13 +138,15 @@ def build_config(cls: type[C], *, flags: Mapping[str, Any], env: Mapping[str, st
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if "env" not in f.metadata:
             continue
-        raw, origin = flags.get(f.name), _flag(f.name)
+        flag, dest = _flag_and_dest(f)
+        raw, origin = flags.get(dest), flag
         if raw is None and env.get(f.metadata["env"], "") != "":
             raw, origin = env[f.metadata["env"]], f.metadata["env"]
         if raw is None:
             continue
+        parse = _bool if f.metadata["parse"] is bool else f.metadata["parse"]  # bool("no") is True
         try:
-            values[f.name] = f.metadata["parse"](raw) if isinstance(raw, str) else raw
+            values[f.name] = parse(raw) if isinstance(raw, str) else raw
         except ValueError as exc:
             raise ConfigError(f"{origin}: invalid value {raw!r} ({exc})") from exc
     return cls(**values)

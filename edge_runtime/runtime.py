@@ -13,11 +13,12 @@ from edge_runtime.config import MAX_NEW_TOKENS, Mode, RuntimeConfig, foggen_home
 from edge_runtime.decoding import EdgeResult, ResponseTrie, decode_fast, decode_generate
 from edge_runtime.engine import EngineSettings, LlamaEngine
 from edge_runtime.errors import PromptTooLongError
+from edge_runtime.escalation import Escalator, kept_local, no_cloud
 from edge_runtime.gguf_check import GGUFInfo, inspect_gguf
 from edge_runtime.models import ModelFile, resolve_model
 from edge_runtime.prompt import prompt_prefix, prompt_suffix
 from edge_runtime.question import Question, make_question
-from edge_runtime.record import AnswerSource, DecisionRecord, Escalation, Latency
+from edge_runtime.record import DecisionRecord, Latency
 from edge_runtime.routing import Route, route
 from edge_runtime.schema import AnswerSchema
 
@@ -33,18 +34,35 @@ class LoadedModel:
 
 
 class EdgeRuntime:
-    """One model, one context, serialised: safe to call from several threads."""
+    """One model, one context, serialised: safe to call from several threads.
 
-    def __init__(self, engine: LlamaEngine, model: LoadedModel, config: RuntimeConfig) -> None:
+    With an ``escalator``, ``route: cloud`` asks the cloud (outside the model lock); without
+    one, the local answer stands with ``escalation: unavailable``. The caller closes it.
+    """
+
+    def __init__(
+        self,
+        engine: LlamaEngine,
+        model: LoadedModel,
+        config: RuntimeConfig,
+        escalator: Escalator | None = None,
+    ) -> None:
         self.engine = engine
         self.model = model
         self.config = config
+        self.escalator = escalator
         self._lock = threading.Lock()
         self._prefix = [engine.bos, *engine.tokenize(prompt_prefix())]
         self._tries: dict[int, ResponseTrie] = {}
 
     @classmethod
-    def load(cls, config: RuntimeConfig | None = None, *, home: Path | None = None) -> EdgeRuntime:
+    def load(
+        cls,
+        config: RuntimeConfig | None = None,
+        *,
+        home: Path | None = None,
+        escalator: Escalator | None = None,
+    ) -> EdgeRuntime:
         """Resolve, check and load the model, then evaluate the shared system prompt once."""
         config = config or RuntimeConfig.from_env()
         file = resolve_model(config.model, home=home or foggen_home())
@@ -53,7 +71,7 @@ class EdgeRuntime:
             file.path,
             EngineSettings(n_ctx=config.n_ctx, n_threads=config.n_threads, n_batch=config.n_batch),
         )
-        runtime = cls(engine, LoadedModel(file, info), config)
+        runtime = cls(engine, LoadedModel(file, info), config, escalator)
         runtime.warm()
         return runtime
 
@@ -132,25 +150,25 @@ class EdgeRuntime:
     ) -> DecisionRecord:
         score = result.confidence  # Signal.BUCKET: the emitted bucket
         decided = config.force_route or route(score, config.tau)
+        record_id = question.id or uuid.uuid4().hex
         if decided is Route.LOCAL:
-            answer, source, escalation = result.letter, AnswerSource.EDGE, Escalation.NONE
-        else:  # no cloud client configured: answer locally, say so
-            answer, source, escalation = (
-                result.letter,
-                AnswerSource.EDGE_FALLBACK,
-                Escalation.UNAVAILABLE,
-            )
-        error_kind = None if result.lenient else "unparseable_output"
+            outcome = kept_local(result.letter)
+        elif self.escalator is None:  # no cloud configured: answer locally, say so
+            outcome = no_cloud(result.letter)
+        else:
+            outcome = self.escalator.escalate(question, result.letter, record_id=record_id)
+        edge_error = None if result.lenient else "unparseable_output"
+        total_ms = edge_ms + (outcome.cloud_ms or 0.0)
         return DecisionRecord(
-            id=question.id or uuid.uuid4().hex,
+            id=record_id,
             domain=question.domain,
-            answer=answer,
+            answer=outcome.answer,
             local_answer=result.letter,
-            answer_source=source,
+            answer_source=outcome.source,
             route=decided,
             route_forced=config.force_route is not None,
-            escalation=escalation,
-            error_kind=error_kind,
+            escalation=outcome.escalation,
+            error_kind=outcome.error_kind or edge_error,
             confidence=result.confidence,
             signal=config.signal.value,
             score=score,
@@ -160,6 +178,8 @@ class EdgeRuntime:
             tau=config.tau,
             mode=config.mode.value,
             output=result.output,
-            latency_ms=Latency(edge=round(edge_ms, 3), cloud=None, total=round(edge_ms, 3)),
+            latency_ms=Latency(
+                edge=round(edge_ms, 3), cloud=outcome.cloud_ms, total=round(total_ms, 3)
+            ),
             model_sha256=self.model.file.sha256,
         )

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from cloud_client.config import CloudConfig
 from edge_runtime.config import RuntimeConfig
 from edge_runtime.runtime import EdgeRuntime
+
+if TYPE_CHECKING:
+    from benchmarks.simulated_cloud import SimulatedCloud
 
 TEST_THREADS = 2
 
@@ -104,3 +109,26 @@ def tiny_checkpoint(hf_checkpoint: Path, tmp_path_factory: pytest.TempPathFactor
     for name in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copy(hf_checkpoint / name, directory / name)
     return directory
+
+
+# -- cloud escalation ---------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def sim_cloud() -> Iterator[SimulatedCloud]:
+    """The simulated cloud (card accuracies, no added latency) on 127.0.0.1, for the session."""
+    from benchmarks.simulated_cloud import simulated_cloud
+
+    with simulated_cloud() as cloud:
+        yield cloud
+
+
+@pytest.fixture
+def cloud_config(tmp_path: Path) -> Callable[..., CloudConfig]:
+    """Build a CloudConfig for ``url`` with short timeouts and backoffs, no model name (the
+    server's first) and its outbox in this test's directory."""
+    from benchmarks.fault_cloud import FAST_SETTINGS
+
+    def build(url: str, **overrides: Any) -> CloudConfig:
+        settings = {**FAST_SETTINGS, "outbox": str(tmp_path / "outbox.sqlite3"), **overrides}
+        return CloudConfig(url=url, **settings)
+
+    return build

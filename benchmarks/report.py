@@ -1,0 +1,42 @@
+"""What every benchmark report carries: summaries, the machine and the git commit."""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """Median and p95 (nearest rank), rounded to 0.01."""
+    ordered = sorted(values)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {"median": round(statistics.median(ordered), 2), "p95": round(p95, 2)}
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
+def machine() -> dict[str, str]:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor(),
+        "python": platform.python_version(),
+    }
+
+
+def write_json(path: str | Path, report: dict[str, Any]) -> Path:
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
+    return out
