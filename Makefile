@@ -6,7 +6,7 @@ comma := ,
 EXTRAS ?= test,dev
 INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install test test-fast demo latency lint clean
+.PHONY: install test test-fast demo latency fault-matrix escalation-latency lint clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,14 @@ demo: install  ## answer a few bundled questions with the embedded model, show t
 latency: install  ## fast vs grammar vs free vs the prompt-eval floor, >= 50 eval questions
 	$(BIN)/python -m benchmarks.latency
 
+fault-matrix: install  ## every cloud failure case against a fault-injecting server on 127.0.0.1
+	$(BIN)/python -m benchmarks.fault_matrix
+
+escalation-latency: install  ## what an escalation to the simulated cloud adds, >= 50 questions
+	$(BIN)/python -m benchmarks.escalation_latency
+
 lint: install
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy edge_runtime benchmarks
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy edge_runtime benchmarks cloud_client
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info
