@@ -174,7 +174,7 @@ def table(results: list[CaseResult]) -> str:
             outbox = f"{len(result.outbox)} pending" if n == len(result.outcomes) - 1 else ""
             rows.append(
                 f"| {result.case} | {n + 1} | {o.answer_source} / {o.escalation} | "
-                f"{o.error_kind or '-'} | {o.attempts} | {o.breaker} | {o.seconds:.2f} s | "
+                f"{o.error_kind or '-'} | {o.attempts} | {o.breaker} | {o.seconds * 1000:.0f} ms | "
                 f"{outbox} |"
             )
     return "\n".join(rows)

@@ -167,6 +167,7 @@ from cloud_client.client import CloudClient
 from cloud_client.config import CloudConfig
 from cloud_client.outbox import Outbox, flush
 url, path, lease = sys.argv[1], sys.argv[2], float(sys.argv[3])
+print("ready", flush=True)
 sys.stdin.readline()  # start together
 with CloudClient(CloudConfig(url=url)) as client:
     print(flush(Outbox(path, lease_seconds=lease), client).answered, flush=True)
@@ -178,10 +179,14 @@ def _flusher(url: str, path: Path, *, lease: float) -> subprocess.Popen[str]:
     return subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
-def _start(proc: subprocess.Popen[str]) -> None:
-    assert proc.stdin is not None
-    proc.stdin.write("go\n")
-    proc.stdin.flush()
+def _start(*procs: subprocess.Popen[str]) -> None:
+    """Once every flusher has imported everything, let them all go at once."""
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
 
 
 def test_concurrent_flusher_processes_never_double_send(tmp_path: Path) -> None:
@@ -190,8 +195,7 @@ def test_concurrent_flusher_processes_never_double_send(tmp_path: Path) -> None:
     add(outbox, 40)
     with simulated_cloud(SimulatedCloudConfig(latency_ms=20)) as cloud:
         procs = [_flusher(cloud.url, path, lease=60) for _ in range(3)]
-        for proc in procs:
-            _start(proc)
+        _start(*procs)
         answered = [int(p.communicate(timeout=HANG_GUARD)[0]) for p in procs]
     assert sum(answered) == 40 and all(p.returncode == 0 for p in procs)
     assert sum(1 for n in answered if n > 0) >= 2  # they really ran side by side
