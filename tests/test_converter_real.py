@@ -13,12 +13,7 @@ from benchmarks.data import stratified
 from converter.gguf_export import OutType, export_gguf
 from converter.quantize import QuantType, quantize
 from converter.to_hf import read_fields
-from converter.verify import (
-    batch_shape_self_agreement,
-    compare_ggufs,
-    decision_agreement,
-    verify,
-)
+from converter.verify import compare_ggufs, decision_agreement, verify
 
 pytestmark = pytest.mark.slow
 
@@ -63,13 +58,13 @@ def test_tokenizer_keys_equal_the_embedded_gguf(model_path: Path, f32_gguf: Path
 def test_decisions_agree_with_the_original_q4_k_m_up_to_llama_cpp_noise(
     model_path: Path, f32_gguf: Path
 ) -> None:
-    """The letter with the bucket held fixed. The floor: the same Q4_K_M file evaluated in
-    batches of 64 instead of 512 already changes some letters (near-ties of the base model)."""
-    questions = stratified(3)
-    ours = decision_agreement(model_path, f32_gguf, questions, progress=False)
+    """The letter with the bucket held fixed. Not 95%: the same Q4_K_M file evaluated in batches
+    of 512 vs 64 agrees with itself on only 92.4% of 105 eval questions (`make parity`; quantized
+    kernels are batch-shape dependent and the base model's letters are near-ties), and ours
+    measured 89.5% there. The bar: no bucket flip, and at most 15% letter flips."""
+    ours = decision_agreement(model_path, f32_gguf, stratified(3), progress=False)
     assert ours.bucket_flips == 0, ours.to_dict()
-    floor = batch_shape_self_agreement(model_path, questions)
-    assert ours.to_dict()["letter_agreement"] >= floor - 0.06, (ours.to_dict(), floor)
+    assert ours.to_dict()["letter_agreement"] >= 0.85, ours.to_dict()
 
 
 @pytest.mark.parametrize("quant, max_ratio", [(QuantType.Q8_0, 0.30), (QuantType.Q4_K_M, 0.26)])
