@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TypeVar
 
 import gguf
 import numpy as np
@@ -29,6 +30,17 @@ log = logging.getLogger(__name__)
 Q = gguf.GGMLQuantizationType
 
 
+E = TypeVar("E", bound=Enum)
+
+
+def parse_choice(cls: type[E], text: str, flag: str) -> E:
+    """A member of a string Enum, matched case-insensitively; a clear error naming the flag."""
+    for member in cls:
+        if member.value.lower() == text.lower():
+            return member
+    raise ValueError(f"{flag} must be one of {', '.join(m.value for m in cls)}")
+
+
 class OutType(str, Enum):
     F32 = "f32"
     F16 = "f16"
@@ -37,10 +49,7 @@ class OutType(str, Enum):
 
     @classmethod
     def parse(cls, text: str) -> OutType:
-        try:
-            return cls(text.lower())
-        except ValueError:
-            raise ValueError(f"--dtype must be one of {', '.join(m.value for m in cls)}") from None
+        return parse_choice(cls, text, "--dtype")
 
     @property
     def ggml_type(self) -> gguf.GGMLQuantizationType:
@@ -143,7 +152,7 @@ def export_gguf(
     lora = load_adapter(adapter, checkpoint) if adapter is not None else None
     planned = plan(checkpoint, out_type, len(vocab.tokens))
     out_path = Path(out_path)
-    tmp = _temporary_beside(out_path)
+    tmp = temporary_beside(out_path)
     try:
         writer = gguf.GGUFWriter(tmp, arch=checkpoint.spec.gguf_arch_name)
         write_metadata(writer, checkpoint, out_type, vocab, checkpoint.directory.name)
@@ -188,7 +197,7 @@ def _prepare(
     return gguf.quants.quantize(np.ascontiguousarray(data), p.ggml_type)
 
 
-def _temporary_beside(path: Path) -> Path:
+def temporary_beside(path: Path) -> Path:
     if not path.parent.is_dir():
         raise OutputError(f"the output folder {path.parent} does not exist")
     try:

@@ -13,7 +13,7 @@ from enum import Enum
 from pathlib import Path
 
 from converter.errors import CheckpointFormatError, ConverterError, OutputError
-from converter.gguf_export import _temporary_beside
+from converter.gguf_export import parse_choice, temporary_beside
 from edge_runtime.engine import route_llama_logs_to_logging
 from edge_runtime.gguf_check import inspect_gguf
 
@@ -27,10 +27,7 @@ class QuantType(str, Enum):
 
     @classmethod
     def parse(cls, text: str) -> QuantType:
-        try:
-            return cls(text.upper())
-        except ValueError:
-            raise ValueError(f"--type must be one of {', '.join(m.value for m in cls)}") from None
+        return parse_choice(cls, text, "--type")
 
     @property
     def llama_ftype(self) -> int:
@@ -71,7 +68,7 @@ def quantize(
             f"{source} is already {info.file_type}; quantize from an F32/F16/BF16 export "
             "(requantizing compounds the error)"
         )
-    tmp = _temporary_beside(out_path)
+    tmp = temporary_beside(out_path)
     route_llama_logs_to_logging()  # llama.cpp prints a line per tensor otherwise
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = quant_type.llama_ftype

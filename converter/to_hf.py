@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -96,7 +97,7 @@ def gguf_to_hf(gguf_path: str | Path, out_dir: str | Path, *, progress: bool = T
             shift = GEMMA3.shift(tensor.name)
             tensors.append((reverse[tensor.name], values - np.float32(shift) if shift else values))
         if "output.weight" in {t.name for t in reader.tensors}:
-            config = _untied(config)
+            config = replace(config, tie_word_embeddings=False)
         write_safetensors(staging / "model.safetensors", tensors, dtype="BF16")
         del tensors
         (staging / "config.json").write_text(json.dumps(config.to_hf_dict(), indent=1))
@@ -114,9 +115,3 @@ def gguf_to_hf(gguf_path: str | Path, out_dir: str | Path, *, progress: bool = T
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
-
-
-def _untied(config: Gemma3Config) -> Gemma3Config:
-    from dataclasses import replace
-
-    return replace(config, tie_word_embeddings=False)
