@@ -29,6 +29,8 @@ class Mode(str, Enum):
 
 class Signal(str, Enum):
     BUCKET = "bucket"  # the emitted confidence bucket (the card's routing signal)
+    LETTER = "letter"  # the probability of the emitted letter among the offered ones (fast)
+    CALIBRATED = "calibrated"  # p_correct from the model's fitted calibrator (fast)
 
 
 def _opt(env: str, help: str, default: Any, parse: Callable[[str], Any] | None = None) -> Any:
@@ -61,7 +63,12 @@ class RuntimeConfig:
     )
     mode: Mode = _opt("FOGGEN_MODE", "decoding mode: fast | grammar | free", Mode.FAST, Mode)
     tau: float = _opt("FOGGEN_TAU", "routing threshold in [0, 1]", 0.5, float)
-    signal: Signal = _opt("FOGGEN_SIGNAL", "routing signal: bucket", Signal.BUCKET, Signal)
+    signal: Signal = _opt(
+        "FOGGEN_SIGNAL",
+        "routing signal: bucket | letter | calibrated (tau is on its scale)",
+        Signal.BUCKET,
+        Signal,
+    )
     force_route: Route | None = _opt(
         "FOGGEN_FORCE_ROUTE", "override routing: local | cloud (recorded)", None, Route
     )
@@ -79,6 +86,11 @@ class RuntimeConfig:
             validate_tau(self.tau)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
+        if self.signal is not Signal.BUCKET and self.mode is not Mode.FAST:
+            raise ConfigError(
+                f"--signal {self.signal.value} reads the letter probabilities of fast mode; "
+                f"it cannot be used with --mode {self.mode.value}"
+            )
         if self.n_ctx < 256:
             raise ConfigError(f"--ctx must be at least 256 tokens, got {self.n_ctx}")
         for name in ("n_threads", "n_batch"):

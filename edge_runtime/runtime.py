@@ -9,10 +9,10 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from edge_runtime.config import MAX_NEW_TOKENS, Mode, RuntimeConfig, foggen_home
+from edge_runtime.config import MAX_NEW_TOKENS, Mode, RuntimeConfig, Signal, foggen_home
 from edge_runtime.decoding import EdgeResult, ResponseTrie, decode_fast, decode_generate
 from edge_runtime.engine import EngineSettings, LlamaEngine
-from edge_runtime.errors import PromptTooLongError
+from edge_runtime.errors import ConfigError, PromptTooLongError
 from edge_runtime.escalation import Escalator, kept_local, no_cloud
 from edge_runtime.gguf_check import GGUFInfo, inspect_gguf
 from edge_runtime.models import ModelFile, resolve_model
@@ -21,6 +21,7 @@ from edge_runtime.question import Question, make_question
 from edge_runtime.record import DecisionRecord, Latency
 from edge_runtime.routing import Route, route
 from edge_runtime.schema import AnswerSchema
+from edge_runtime.signals import routing_score
 
 log = logging.getLogger(__name__)
 
@@ -100,17 +101,19 @@ class EdgeRuntime:
         domain: str | None = None,
         tau: float | None = None,
         mode: Mode | None = None,
+        signal: Signal | None = None,
         force_route: Route | None = None,
     ) -> DecisionRecord:
         """Answer one multiple-choice question and decide where its answer comes from."""
         if not isinstance(question, Question):
             question = make_question(question, choices, id=id, domain=domain)
         config = self.config
-        if tau is not None or mode is not None or force_route is not None:
+        if any(x is not None for x in (tau, mode, signal, force_route)):
             config = replace(
                 config,
                 tau=config.tau if tau is None else tau,
                 mode=mode or config.mode,
+                signal=signal or config.signal,
                 force_route=force_route or config.force_route,
             )
         started = time.perf_counter()
@@ -148,7 +151,13 @@ class EdgeRuntime:
     def _decide(
         self, question: Question, result: EdgeResult, config: RuntimeConfig, edge_ms: float
     ) -> DecisionRecord:
-        score = result.confidence  # Signal.BUCKET: the emitted bucket
+        p_correct = None  # the calibrator's estimate (routing-signal issue)
+        if config.signal is Signal.CALIBRATED and p_correct is None:
+            raise ConfigError(
+                "--signal calibrated needs a calibrator for this model "
+                f"(sha256 {self.model.file.sha256[:12]}...): run 'foggen calibrator fit'"
+            )
+        score = routing_score(config.signal, result, p_correct)
         decided = config.force_route or route(score, config.tau)
         record_id = question.id or uuid.uuid4().hex
         if decided is Route.LOCAL:
@@ -172,7 +181,7 @@ class EdgeRuntime:
             confidence=result.confidence,
             signal=config.signal.value,
             score=score,
-            p_correct=None,
+            p_correct=p_correct,
             bucket_probs=result.bucket_probs,
             letter_probs=result.letter_probs,
             tau=config.tau,
