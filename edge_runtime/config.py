@@ -19,6 +19,7 @@ from edge_runtime.errors import ConfigError
 from edge_runtime.routing import Route, validate_tau
 
 MAX_NEW_TOKENS = 64
+NO_CALIBRATOR = "none"  # --calibrator none: no p_correct, even if the cache holds a calibrator
 
 
 class Mode(str, Enum):
@@ -69,6 +70,13 @@ class RuntimeConfig:
         Signal.BUCKET,
         Signal,
     )
+    calibrator: str | None = _opt(
+        "FOGGEN_CALIBRATOR",
+        "calibrator JSON for the model's p_correct, or 'none' to run without one "
+        "(default: $FOGGEN_HOME/calibrators/<model sha256>.json when it exists)",
+        None,
+        str,
+    )
     force_route: Route | None = _opt(
         "FOGGEN_FORCE_ROUTE", "override routing: local | cloud (recorded)", None, Route
     )
@@ -91,6 +99,8 @@ class RuntimeConfig:
                 f"--signal {self.signal.value} reads the letter probabilities of fast mode; "
                 f"it cannot be used with --mode {self.mode.value}"
             )
+        if self.signal is Signal.CALIBRATED and self.calibrator == NO_CALIBRATOR:
+            raise ConfigError("--signal calibrated needs a calibrator; it cannot run with 'none'")
         if self.n_ctx < 256:
             raise ConfigError(f"--ctx must be at least 256 tokens, got {self.n_ctx}")
         for name in ("n_threads", "n_batch"):

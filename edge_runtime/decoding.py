@@ -31,6 +31,7 @@ class EdgeResult:
     letter_probs: dict[str, float] | None = None
     strict: bool = True  # exactly the two schema lines, then end of turn
     lenient: bool = True  # the first two lines parse
+    n_prompt_tokens: int | None = None  # tokens llama.cpp evaluated for the prompt (BOS included)
 
     @property
     def confidence(self) -> float | None:

@@ -85,3 +85,50 @@ class PromptTooLongError(InvalidQuestionError):
 
 class ConfigError(EdgeRuntimeError, ValueError):
     kind = "config"
+
+
+def _fit_command(model_reference: str | None) -> str:
+    if model_reference and model_reference != "embedded":
+        return f"foggen calibrator fit --model {model_reference}"
+    return "foggen calibrator fit"
+
+
+class CalibratorMismatchError(ConfigError):
+    """The calibrator was fitted for another GGUF (its sha256 differs)."""
+
+    def __init__(
+        self, calibrator_sha256: str, model_sha256: str, model_reference: str | None = None
+    ) -> None:
+        self.calibrator_sha256 = calibrator_sha256
+        self.model_sha256 = model_sha256
+        super().__init__(
+            f"the calibrator was fitted for model sha256 {calibrator_sha256[:12]}..., not for "
+            f"this model ({model_sha256[:12]}...) - run '{_fit_command(model_reference)}' to "
+            "fit one for this model"
+        )
+
+
+class CalibratorFormatError(ConfigError):
+    """The calibrator file is corrupt, or in a format or version this runtime cannot read."""
+
+    def __init__(self, path: str, reason: str, model_reference: str | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(
+            f"{path} is not a usable calibrator: {reason} - run "
+            f"'{_fit_command(model_reference)}' to fit it again"
+        )
+
+
+class CalibratorNotFoundError(ConfigError):
+    """``--signal calibrated`` was asked for and no calibrator exists for the model."""
+
+    def __init__(self, model_sha256: str, expected: str, model_reference: str | None) -> None:
+        self.model_sha256 = model_sha256
+        self.expected = expected
+        super().__init__(
+            f"--signal calibrated needs a calibrator for this model (sha256 "
+            f"{model_sha256[:12]}...) and there is none at {expected} - run "
+            f"'{_fit_command(model_reference)}', or pass one with --calibrator / "
+            "FOGGEN_CALIBRATOR"
+        )

@@ -9,10 +9,18 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from edge_runtime.config import MAX_NEW_TOKENS, Mode, RuntimeConfig, Signal, foggen_home
+from edge_runtime.calibration import Calibrator, calibrator_path, features
+from edge_runtime.config import (
+    MAX_NEW_TOKENS,
+    NO_CALIBRATOR,
+    Mode,
+    RuntimeConfig,
+    Signal,
+    foggen_home,
+)
 from edge_runtime.decoding import EdgeResult, ResponseTrie, decode_fast, decode_generate
 from edge_runtime.engine import EngineSettings, LlamaEngine
-from edge_runtime.errors import ConfigError, PromptTooLongError
+from edge_runtime.errors import CalibratorNotFoundError, ConfigError, PromptTooLongError
 from edge_runtime.escalation import Escalator, kept_local, no_cloud
 from edge_runtime.gguf_check import GGUFInfo, inspect_gguf
 from edge_runtime.models import ModelFile, resolve_model
@@ -38,7 +46,8 @@ class EdgeRuntime:
     """One model, one context, serialised: safe to call from several threads.
 
     With an ``escalator``, ``route: cloud`` asks the cloud (outside the model lock); without
-    one, the local answer stands with ``escalation: unavailable``. The caller closes it.
+    one, the local answer stands with ``escalation: unavailable``. With a ``calibrator``,
+    every fast-mode record carries ``p_correct``. The caller closes it.
     """
 
     def __init__(
@@ -47,11 +56,13 @@ class EdgeRuntime:
         model: LoadedModel,
         config: RuntimeConfig,
         escalator: Escalator | None = None,
+        calibrator: Calibrator | None = None,
     ) -> None:
         self.engine = engine
         self.model = model
         self.config = config
         self.escalator = escalator
+        self.calibrator = calibrator
         self._lock = threading.Lock()
         self._prefix = [engine.bos, *engine.tokenize(prompt_prefix())]
         self._tries: dict[int, ResponseTrie] = {}
@@ -64,15 +75,18 @@ class EdgeRuntime:
         home: Path | None = None,
         escalator: Escalator | None = None,
     ) -> EdgeRuntime:
-        """Resolve, check and load the model, then evaluate the shared system prompt once."""
+        """Resolve, check and load the model and its calibrator, then evaluate the shared
+        system prompt once."""
         config = config or RuntimeConfig.from_env()
-        file = resolve_model(config.model, home=home or foggen_home())
+        home = home or foggen_home()
+        file = resolve_model(config.model, home=home)
         info = inspect_gguf(file.path)
+        calibrator = load_calibrator(config, file, home)
         engine = LlamaEngine(
             file.path,
             EngineSettings(n_ctx=config.n_ctx, n_threads=config.n_threads, n_batch=config.n_batch),
         )
-        runtime = cls(engine, LoadedModel(file, info), config, escalator)
+        runtime = cls(engine, LoadedModel(file, info), config, escalator, calibrator)
         runtime.warm()
         return runtime
 
@@ -136,11 +150,23 @@ class EdgeRuntime:
             if not self.config.cache_prefix:
                 self.engine.reset()
             if mode is Mode.FAST:
-                return decode_fast(self.engine, prompt, self._trie(schema))
-            grammar = schema.grammar() if mode is Mode.GRAMMAR else None
-            return decode_generate(
-                self.engine, prompt, schema, grammar=grammar, max_new_tokens=MAX_NEW_TOKENS
-            )
+                result = decode_fast(self.engine, prompt, self._trie(schema))
+            else:
+                grammar = schema.grammar() if mode is Mode.GRAMMAR else None
+                result = decode_generate(
+                    self.engine, prompt, schema, grammar=grammar, max_new_tokens=MAX_NEW_TOKENS
+                )
+        return replace(result, n_prompt_tokens=len(prompt))
+
+    def p_correct(self, question: Question, result: EdgeResult) -> float | None:
+        """The calibrator's probability that ``result`` is right (None: no calibrator, or a
+        pass without distributions, i.e. not fast mode)."""
+        if self.calibrator is None or result.bucket_probs is None or not result.letter_probs:
+            return None
+        n_tokens = result.n_prompt_tokens
+        if n_tokens is None:
+            n_tokens = len(self.prompt_tokens(question))
+        return self.calibrator.p_correct(features(result, question, n_tokens))
 
     def _trie(self, schema: AnswerSchema) -> ResponseTrie:
         n = len(schema.letters)
@@ -151,11 +177,12 @@ class EdgeRuntime:
     def _decide(
         self, question: Question, result: EdgeResult, config: RuntimeConfig, edge_ms: float
     ) -> DecisionRecord:
-        p_correct = None  # the calibrator's estimate (routing-signal issue)
+        p_correct = self.p_correct(question, result)
         if config.signal is Signal.CALIBRATED and p_correct is None:
             raise ConfigError(
                 "--signal calibrated needs a calibrator for this model "
-                f"(sha256 {self.model.file.sha256[:12]}...): run 'foggen calibrator fit'"
+                f"(sha256 {self.model.file.sha256[:12]}...) and a fast-mode pass: run "
+                "'foggen calibrator fit', or pass one with --calibrator"
             )
         score = routing_score(config.signal, result, p_correct)
         decided = config.force_route or route(score, config.tau)
@@ -192,3 +219,31 @@ class EdgeRuntime:
             ),
             model_sha256=self.model.file.sha256,
         )
+
+
+def load_calibrator(config: RuntimeConfig, file: ModelFile, home: Path) -> Calibrator | None:
+    """The model's calibrator: ``config.calibrator`` (a path, or 'none'), else the cache's.
+
+    A file fitted for another model, or corrupt, is refused; ``--signal calibrated`` with no
+    calibrator is an error here, at load time, never a silent fallback.
+    """
+    if config.calibrator == NO_CALIBRATOR:
+        return None
+    reference = file.reference
+    calibrator: Calibrator | None
+    if config.calibrator:
+        try:
+            calibrator = Calibrator.load(config.calibrator, model_reference=reference)
+        except FileNotFoundError as exc:
+            raise ConfigError(
+                f"calibrator file not found: {config.calibrator} - check --calibrator / "
+                "FOGGEN_CALIBRATOR, or fit one with 'foggen calibrator fit'"
+            ) from exc
+        calibrator.check_model(file.sha256, model_reference=reference)
+    else:
+        calibrator = Calibrator.for_model(file.sha256, home, model_reference=reference)
+    if calibrator is None and config.signal is Signal.CALIBRATED:
+        raise CalibratorNotFoundError(
+            file.sha256, str(calibrator_path(home, file.sha256)), reference
+        )
+    return calibrator
