@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.set_defaults(handler=_cmd_model_fetch)
     _add_converter_commands(commands)
     _add_outbox_commands(commands)
+    from benchmarks.calibrator_cli import add_calibrator_commands
+
+    add_calibrator_commands(commands)
     return parser
 
 
