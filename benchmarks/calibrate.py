@@ -9,7 +9,7 @@ standardised features of :func:`edge_runtime.calibration.features`, fitted by Ne
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -42,11 +42,10 @@ class Observation:
     correct: bool
 
 
-def observe(
+def observations(
     runtime: EdgeRuntime, questions: Iterable[Question], *, progress: bool = True
-) -> list[Observation]:
+) -> Iterator[Observation]:
     """Run each question once through the fast pass (a progress bar on stderr)."""
-    observations = []
     bar = tqdm(list(questions), desc="edge passes", unit="q", file=sys.stderr, disable=not progress)
     for question in bar:
         if question.answer is None:
@@ -54,8 +53,13 @@ def observe(
         result = runtime.run_edge(question, mode=Mode.FAST)
         assert result.n_prompt_tokens is not None  # run_edge always sets it
         x = features(result, question, result.n_prompt_tokens)
-        observations.append(Observation(question, result, x, result.letter == question.answer))
-    return observations
+        yield Observation(question, result, x, result.letter == question.answer)
+
+
+def observe(
+    runtime: EdgeRuntime, questions: Iterable[Question], *, progress: bool = True
+) -> list[Observation]:
+    return list(observations(runtime, questions, progress=progress))
 
 
 def design(observations: list[Observation]) -> tuple[Matrix, Labels]:
