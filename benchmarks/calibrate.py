@@ -130,7 +130,18 @@ def folds_of(y: Labels, folds: int, *, seed: int = 0) -> NDArray[np.int64]:
 def cross_validated(
     x: Matrix, y: Labels, *, folds: int = DEFAULT_FOLDS, l2: float = DEFAULT_L2, seed: int = 0
 ) -> Matrix:
-    """Out-of-fold p_correct of every row (each predicted by a model that never saw it)."""
+    """Out-of-fold p_correct of every row (each predicted by a model that never saw it).
+
+    With few rows of one class, the folds shrink to that count (each training part keeps both
+    classes); fewer than two of either is an error.
+    """
+    minority = int(min(y.sum(), (~y).sum()))
+    if minority < 2:
+        raise ValueError(
+            f"cross-validation needs at least 2 right and 2 wrong answers, got {int(y.sum())} "
+            f"right of {len(y)} - use more questions"
+        )
+    folds = min(folds, minority)
     assignment = folds_of(y, folds, seed=seed)
     predictions = np.empty(len(y))
     for fold in range(folds):
@@ -158,7 +169,7 @@ def fit_calibrator(
         "n_correct": int(y.sum()),
         "split": split,
         "l2": l2,
-        "cv_folds": folds,
+        "cv_folds": min(folds, int(min(y.sum(), (~y).sum()))),
         "auroc": auroc(out_of_fold.tolist(), y),
         "ece": ece(out_of_fold.tolist(), y),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

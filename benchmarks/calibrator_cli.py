@@ -66,7 +66,10 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         file = runtime.model.file
     x, y = design(observations)
     extra = {"per_domain_limit": args.limit, "model_reference": file.reference, "mode": "fast"}
-    calibrator = fit_calibrator(x, y, model_sha256=file.sha256, l2=args.l2, extra=extra)
+    try:
+        calibrator = fit_calibrator(x, y, model_sha256=file.sha256, l2=args.l2, extra=extra)
+    except ValueError as exc:  # e.g. too few right (or wrong) answers to fit on
+        raise ConfigError(str(exc)) from exc
     out = calibrator.save(Path(args.out) if args.out else calibrator_path(home, file.sha256))
     fit = {**calibrator.fit, "path": str(out)}
     if args.json:
