@@ -6,7 +6,7 @@ comma := ,
 EXTRAS ?= test,train,convert,dev
 INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install test test-fast demo latency reference parity fault-matrix escalation-latency lint clean
+.PHONY: install test test-fast demo latency reference parity fault-matrix escalation-latency calibration lint clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ fault-matrix: install  ## every cloud failure case against a fault-injecting ser
 
 escalation-latency: install  ## what an escalation to the simulated cloud adds, >= 50 questions
 	$(BIN)/python -m benchmarks.escalation_latency
+
+calibration: install  ## fit the calibrator on calib, measure every routing signal on eval
+	$(BIN)/python -m benchmarks.calibration_report
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy edge_runtime benchmarks cloud_client

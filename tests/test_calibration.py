@@ -241,17 +241,15 @@ def test_end_to_end_fit_and_routing_on_p_correct(runtime: EdgeRuntime, tmp_path:
     assert record.p_correct == pytest.approx(loaded.p_correct(observations[0].x))
     assert record.signal == "calibrated" and record.score == record.p_correct
     assert record.route is Route.LOCAL
-    # a reused KV cache may move p_correct in the last digits: compare with a margin
+    # any signal: p_correct is still filled in (another question in between: asking the same
+    # question twice in a row reuses its KV cache, which moves the probabilities a little)
+    bucket = calibrated.answer(questions[1])
+    assert bucket.signal == "bucket" and bucket.score == bucket.confidence
+    assert bucket.p_correct == pytest.approx(loaded.p_correct(observations[1].x))
     above = calibrated.answer(
         question, signal=Signal.CALIBRATED, tau=min(1.0, record.p_correct + 0.01)
     )
-    assert above.route is Route.CLOUD and above.p_correct == pytest.approx(
-        record.p_correct, abs=1e-3
-    )
-    bucket = calibrated.answer(question)  # any signal: p_correct is still filled in
-    assert bucket.signal == "bucket" and bucket.p_correct == pytest.approx(
-        record.p_correct, abs=1e-3
-    )
+    assert above.route is Route.CLOUD and above.p_correct == pytest.approx(record.p_correct)
     assert calibrated.answer(question, mode=Mode.GRAMMAR).p_correct is None
     with pytest.raises(ConfigError, match="--signal calibrated"):
         runtime.answer(question, signal=Signal.CALIBRATED)  # the shared runtime has none
