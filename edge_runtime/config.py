@@ -70,6 +70,12 @@ class RuntimeConfig:
         Signal.BUCKET,
         Signal,
     )
+    tau_file: str | None = _opt(
+        "FOGGEN_TAU_FILE",
+        "per-domain taus from 'foggen tau recommend' (used when a call gives no tau)",
+        None,
+        str,
+    )
     calibrator: str | None = _opt(
         "FOGGEN_CALIBRATOR",
         "calibrator JSON for the model's p_correct, or 'none' to run without one "

@@ -132,3 +132,9 @@ class CalibratorNotFoundError(ConfigError):
             f"'{_fit_command(model_reference)}', or pass one with --calibrator / "
             "FOGGEN_CALIBRATOR"
         )
+
+
+class TauTableError(ConfigError):
+    """A tau file that cannot be used: unreadable, another format, model or signal."""
+
+    kind = "tau_table"
