@@ -15,7 +15,8 @@ error_kind      null, or why the cloud (or the parse) failed
 confidence      the emitted bucket as a number, or null
 signal          which score routed (bucket)
 score           the value of that score
-p_correct       calibrated probability that the local answer is right (null without calibrator)
+p_correct       calibrated probability that the local answer is right (fast mode with a calibrator
+                loaded, whatever the signal; else null)
 bucket_probs    {"0.0": p, ...} over the five buckets (fast mode), else null
 letter_probs    {"A": p, ...} over the offered letters, given the emitted bucket (fast), else null
 tau             the threshold used
