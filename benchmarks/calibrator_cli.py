@@ -30,7 +30,12 @@ def add_calibrator_commands(commands: Any) -> None:
     fit.add_argument(
         "--out", help="write here (default: $FOGGEN_HOME/calibrators/<model sha256>.json)"
     )
-    fit.add_argument("--l2", type=float, default=1.0, help="L2 penalty on the weights (default 1)")
+    fit.add_argument(
+        "--l2",
+        type=float,
+        default=None,
+        help="L2 penalty on the weights (default: chosen by cross-validated log loss)",
+    )
     fit.add_argument("--no-progress", action="store_true", help="no progress bar")
     fit.add_argument("--json", action="store_true", help="print the fit metadata as JSON")
     fit.set_defaults(handler=_cmd_fit)

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 from benchmarks.calibrate import (
+    L2_GRID,
+    choose_l2,
     cross_validated,
     design,
     fit_calibrator,
@@ -93,6 +95,20 @@ def test_uninformative_features_give_the_base_rate() -> None:
     predicted = fit_model(x, y, model_sha256=SHA).predict(x)
     assert predicted.mean() == pytest.approx(y.mean(), abs=1e-6)  # the intercept's score equation
     assert np.mean(np.abs(predicted - y.mean())) < 0.02
+
+
+def test_the_penalty_is_chosen_by_cross_validated_log_loss() -> None:
+    x, y, _, _ = synthetic(2_000, seed=7)
+    strong, losses = choose_l2(x, y)
+    assert strong <= 10.0 and losses[str(strong)] == min(losses.values())
+    rng = np.random.default_rng(8)
+    noise = rng.standard_normal((400, N_FEATURES))
+    weak, _ = choose_l2(noise, rng.random(400) < 0.25)
+    assert weak >= 100.0  # nothing to learn: shrink towards the base rate
+    calibrator = fit_calibrator(noise, rng.random(400) < 0.25, model_sha256=SHA)
+    assert calibrator.fit["l2"] in L2_GRID and set(calibrator.fit["l2_cv_log_loss"]) == {
+        str(v) for v in L2_GRID
+    }
 
 
 def test_one_class_cannot_be_fitted() -> None:
