@@ -206,7 +206,7 @@ def measure(calib: list[Observation], evaluation: list[Observation], sha256: str
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--eval-per-domain", type=int, default=50)
+    parser.add_argument("--eval-per-domain", type=int, default=50, help="0: all 1,400")
     parser.add_argument("--calib-limit", type=int, default=None, help="calib questions/domain")
     parser.add_argument("--passes", default="reports/calibration-passes.jsonl")
     parser.add_argument("--out", default="reports/calibration-270m.json")
@@ -216,7 +216,8 @@ def main(argv: list[str] | None = None) -> None:
     config = RuntimeConfig(n_threads=args.threads, calibrator=NO_CALIBRATOR)
     store = Path(args.passes)
     with EdgeRuntime.load(config) as runtime:
-        evaluation = passes(runtime, "eval", interleaved("eval", args.eval_per_domain), store)
+        per_domain = args.eval_per_domain or None
+        evaluation = passes(runtime, "eval", interleaved("eval", per_domain), store)
         calib = passes(runtime, "calib", interleaved("calib", args.calib_limit), store)
         file = runtime.model.file
     result = measure(calib, evaluation, file.sha256)
