@@ -195,6 +195,13 @@ def measure(calib: list[Observation], evaluation: list[Observation], sha256: str
             "local_accuracy": float(y_eval.mean()),
             "cloud_accuracy": float(cloud_eval.mean()),
             "signals": {s: signal_report(s, eval_side, calib_side) for s in SIGNALS},
+            "calib_side": {  # the same on calib (calibrated: out-of-fold), for comparison
+                s: {
+                    "auroc": metrics.auroc(calib_side[0][s], y_calib),
+                    "ece": metrics.ece(calib_side[0][s], y_calib),
+                }
+                for s in SIGNALS
+            },
             "per_domain": per_domain(evaluation, p_eval, cloud_eval),
             "reliability_calibrated": [
                 asdict(b) for b in metrics.reliability(p_eval.tolist(), y_eval)
