@@ -239,7 +239,7 @@ def main(argv: list[str] | None = None) -> None:
         "model": {"reference": file.reference, "sha256": file.sha256},
         "settings": {
             "mode": "fast",
-            "eval_per_domain": args.eval_per_domain,
+            "eval_per_domain": per_domain,  # null: all
             "calib_per_domain": args.calib_limit,
             "targets": TARGETS,
         },
