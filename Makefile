@@ -31,6 +31,7 @@ demo: install  ## answer a few bundled questions with the embedded model, show t
 
 bench: install  ## the card's table, calibration, tau sweep, speed vs grammar/free/transformers (~10 min)
 	$(BIN)/foggen model fetch
+	mkdir -p $(dir $(BENCH_HF))
 	test -f $(BENCH_HF)/config.json || $(BIN)/foggen convert \
 		--from-gguf "$$($(BIN)/foggen model info --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["path"])')" \
 		--to-hf $(BENCH_HF)

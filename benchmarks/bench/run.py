@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench import speed, tables
-from benchmarks.bench.config import BenchConfig
+from benchmarks.bench.config import BenchConfig, BenchConfigError
 from benchmarks.bench.markdown import render
 from benchmarks.bench.outcomes import Cloud, cloud_pass, combine, edge_pass, open_cloud
 from benchmarks.bench.plots import plots_available, write_plots
@@ -85,7 +85,7 @@ def _header(
             "small_per_domain": config.small_per_domain,
             "n_small": len(small),
             "tau": config.tau,
-            "card_signal": "bucket",
+            "card_signal": config.signal,
             "split": config.split,
             "mode": "fast",
         },
@@ -119,7 +119,7 @@ def _bench_model(
         wall = time.perf_counter() - started
         outcomes = combine(questions, edge, cloud_letters)
         result = _model_info(runtime, spec, load_ms)
-        result.update(_routing_numbers(outcomes, config.tau))
+        result.update(_routing_numbers(outcomes, config.signal, config.tau))
         result["speed"] = _speed(config, runtime, outcomes, wall, small, spec)
         result["format_compliance"] = speed.compliance(result["speed"].pop("rows"))
         result["questions"] = [o.to_dict() for o in outcomes]
@@ -141,9 +141,13 @@ def _model_info(runtime: EdgeRuntime, spec: str | None, load_ms: float) -> dict[
     }
 
 
-def _routing_numbers(outcomes: list[Any], tau: float) -> dict[str, Any]:
+def _routing_numbers(outcomes: list[Any], signal: str, tau: float) -> dict[str, Any]:
+    if all(o.score(signal) is None for o in outcomes):
+        raise BenchConfigError(
+            f"no {signal!r} scores for this model (calibrated: run 'foggen calibrator fit')"
+        )
     return {
-        "card": tables.card_table(outcomes, signal="bucket", tau=tau),
+        "card": tables.card_table(outcomes, signal=signal, tau=tau),
         "calibration": tables.calibration(outcomes),
         "operating_points": tables.operating_points(outcomes),
         "sweeps": tables.sweeps(outcomes),
