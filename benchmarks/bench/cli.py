@@ -40,7 +40,7 @@ def add_bench_commands(commands: Any) -> None:
         action="append",
         default=None,
         metavar="GGUF",
-        help="model to bench; repeat to compare (default: the usual selection)",
+        help="GGUF path, hf://..., or 'embedded'; repeat to compare (default: the usual selection)",
     )
     bench.add_argument("--out", type=Path, default=Path("reports/bench"), help="output folder")
     bench.add_argument("--tau", type=float, default=0.5, help="tau of the card table (default 0.5)")

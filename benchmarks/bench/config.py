@@ -19,7 +19,7 @@ class BenchConfigError(ValueError):
 
 @dataclass(frozen=True)
 class BenchConfig:
-    models: tuple[str | None, ...] = (None,)  # None: the usual model selection (embedded default)
+    models: tuple[str | None, ...] = (None,)  # None: the usual selection; "embedded"; a GGUF ref
     domains: tuple[str, ...] = DOMAINS
     per_domain: int | None = DEFAULT_PER_DOMAIN  # None: every eval question (--full)
     small_per_domain: int = SMALL_PER_DOMAIN
