@@ -30,6 +30,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from edge_runtime.config import RuntimeConfig, add_config_arguments
+    from edge_runtime.service.cli import add_serve_command
 
     parser = argparse.ArgumentParser(
         prog="foggen",
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.set_defaults(handler=_cmd_model_fetch)
     _add_converter_commands(commands)
     _add_outbox_commands(commands)
+    add_serve_command(commands)
     return parser
 
 
