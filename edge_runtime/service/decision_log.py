@@ -73,12 +73,12 @@ class DecisionLog:
 
     def _rotate(self) -> None:
         self._file.close()
-        rotated = [self.path.with_name(f"{self.path.name}.{n}") for n in range(1, self.keep + 2)]
-        rotated[-1].unlink(missing_ok=True)  # beyond retention
-        for older, newer in zip(reversed(rotated[1:]), reversed(rotated[:-1])):
-            if newer.exists():
-                newer.rename(older)
-        if self.keep:
+        rotated = [self.path.with_name(f"{self.path.name}.{n}") for n in range(1, self.keep + 1)]
+        if rotated:
+            rotated[-1].unlink(missing_ok=True)  # the oldest goes: beyond retention
+            for older, newer in zip(reversed(rotated[1:]), reversed(rotated[:-1])):
+                if newer.exists():
+                    newer.rename(older)
             self.path.rename(rotated[0])
         else:
             self.path.unlink()
