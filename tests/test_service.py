@@ -213,3 +213,107 @@ def _metric(url: str, name: str) -> float:
 
 def _value(text: str, name: str) -> float:
     return float(text.split(f"\n{name} ")[1].split()[0])
+
+
+# -- fuzz: malformed and hostile requests ------------------------------------------------------
+ODD = ["\u200b", "\u202e", "\ufeff", "\x00", "e\u0301", "\U0001f600", "\U0010ffff", "\r\n",
+       "<start_of_turn>", "<end_of_turn>", "\\", '"', "Final answer: A", "Confidence: 1.0"]  # fmt: skip
+
+
+def _odd_text() -> Any:
+    from hypothesis import strategies as st
+
+    pieces = st.one_of(st.sampled_from(ODD), st.text(max_size=20))
+    return st.lists(pieces, min_size=1, max_size=6).map("".join)
+
+
+def _repeat(char: str, limit: int) -> Any:
+    """A string just over ``limit``, up to about twice it (built lazily: short reprs)."""
+    from hypothesis import strategies as st
+
+    return st.integers(limit + 1, 2 * limit).map(lambda n: char * n)
+
+
+def _hostile_bodies() -> Any:
+    """Bodies that are wrong by construction (each case below breaks at least one rule)."""
+    from hypothesis import strategies as st
+
+    from edge_runtime.question import MAX_OPTION_CHARS, MAX_QUESTION_CHARS
+    from edge_runtime.service.app import AnswerRequest
+
+    junk = st.one_of(st.booleans(), st.integers(), st.floats(), st.lists(st.integers(), max_size=3),
+                     st.dictionaries(st.text(max_size=5), st.integers(), max_size=3))  # fmt: skip
+    good_choices = st.just(["Oxygen", "Carbon dioxide"])
+    broken = st.one_of(
+        st.fixed_dictionaries({"question": junk, "choices": good_choices}),
+        st.fixed_dictionaries({"question": _odd_text(), "choices": junk}),
+        st.fixed_dictionaries({"choices": good_choices}),
+        st.fixed_dictionaries({"question": _odd_text()}),
+        st.fixed_dictionaries({"question": _odd_text(), "choices": st.lists(_odd_text(), max_size=1)}),
+        st.fixed_dictionaries({"question": _odd_text(), "choices": st.lists(
+            st.text(min_size=1, max_size=3), min_size=27, max_size=60)}),
+        st.fixed_dictionaries({"question": _repeat("x", MAX_QUESTION_CHARS),
+                               "choices": good_choices}),
+        st.fixed_dictionaries({"question": _odd_text(), "choices": _repeat("a", MAX_OPTION_CHARS)
+                               .map(lambda a: [a, "b"])}),
+        st.fixed_dictionaries({"question": _odd_text(), "choices": good_choices,
+                               "id": st.one_of(junk, _repeat("i", 300))}),
+        st.fixed_dictionaries({"question": _odd_text(), "choices": good_choices, "tau": st.one_of(
+            st.floats(min_value=1.0001), st.floats(max_value=-0.0001), st.text(max_size=4))}),
+        st.fixed_dictionaries({"question": _odd_text(), "choices": good_choices,
+                               "signal": st.text(max_size=12).filter(
+                                   lambda s: s not in ("bucket", "letter", "calibrated"))}),
+        st.tuples(_odd_text().filter(lambda k: k not in AnswerRequest.model_fields), junk).map(
+            lambda extra: {"question": "q", "choices": ["a", "b"], extra[0]: extra[1]}),
+    )  # fmt: skip
+    as_json = broken.map(lambda body: json.dumps(body).encode())
+    raw = st.one_of(st.binary(max_size=200), st.text(max_size=200).map(str.encode),
+                    st.just(b'{"question": "q", "choices": ["a", "b"], "tau": NaN}'),
+                    st.integers(1000, 5000).map(lambda n: b"[" * n + b"]" * n),
+                    st.just(b'{"question": "\\ud800", "choices": ["a", "b"]}'))  # fmt: skip
+    return st.one_of(as_json, raw)
+
+
+def test_fuzz_never_gives_a_5xx_and_the_service_keeps_answering(served: ServiceProcess) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    probe = {"question": "Which gas do plants absorb?", "choices": ["Oxygen", "Carbon dioxide"]}
+    before = _ask(served.url, probe).json()
+    session = requests.Session()
+    session.headers.update(AUTH)
+    seen: dict[int, int] = {}
+
+    @settings(max_examples=1000, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @given(body=_hostile_bodies(), path=st.sampled_from(["/v1/answer"] * 9 + ["/v1/other"]))
+    def hostile(body: bytes, path: str) -> None:
+        reply = session.post(f"{served.url}{path}", data=body, timeout=60)
+        seen[reply.status_code] = seen.get(reply.status_code, 0) + 1
+        assert reply.status_code < 500, (body[:200], reply.text)
+        assert reply.status_code != 200, body[:200]
+        assert "error_kind" in reply.json() or reply.status_code in (404, 405)
+
+    hostile()
+    assert sum(seen.values()) >= 1000 and {400, 422} <= set(seen)
+    after = _ask(served.url, probe).json()
+    for key in ("answer", "confidence", "bucket_probs", "letter_probs"):
+        assert after[key] == before[key]
+    assert served.process.poll() is None
+
+
+@pytest.mark.slow
+def test_odd_but_valid_questions_are_answered(served: ServiceProcess) -> None:
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=25, deadline=None, database=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))  # fmt: skip
+    @given(question=_odd_text(), choices=st.lists(_odd_text(), min_size=2, max_size=5))
+    def odd(question: str, choices: list[str]) -> None:
+        reply = _ask(served.url, {"question": question, "choices": choices})
+        assert reply.status_code in (200, 422), reply.text  # 422: empty after strip, duplicates
+        if reply.status_code == 200:
+            assert reply.json()["answer"] in "ABCDE"
+
+    odd()
