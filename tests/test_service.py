@@ -307,7 +307,7 @@ def test_odd_but_valid_questions_are_answered(served: ServiceProcess) -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
 
-    @settings(max_examples=25, deadline=None, database=None, derandomize=True,
+    @settings(max_examples=12, deadline=None, database=None, derandomize=True,
               suppress_health_check=list(HealthCheck))  # fmt: skip
     @given(question=_odd_text(), choices=st.lists(_odd_text(), min_size=2, max_size=5))
     def odd(question: str, choices: list[str]) -> None:
