@@ -7,13 +7,22 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 
 LISTENING = "foggen serve: listening on "
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 120.0, poll: float = 0.05) -> None:
+    """Poll ``condition`` until it holds; TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout} s")
+        time.sleep(poll)
 
 
 class ServiceProcess:
@@ -26,17 +35,15 @@ class ServiceProcess:
 
     def wait_ready(self, timeout: float = 300.0) -> None:
         """Poll /readyz until 200 (raise if the process dies or ``timeout`` passes)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"foggen serve exited: {self.stderr.read_text()[-2000:]}")
-            try:
-                if requests.get(f"{self.url}/readyz", timeout=5).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"foggen serve not ready after {timeout} s")
+        wait_for(self.ready, timeout, poll=0.1)
+
+    def ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"foggen serve exited: {self.stderr.read_text()[-2000:]}")
+        try:
+            return requests.get(f"{self.url}/readyz", timeout=5).status_code == 200
+        except requests.ConnectionError:
+            return False
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         if self.process.poll() is None:

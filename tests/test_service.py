@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ import pytest
 import requests
 
 from benchmarks.data import load_questions
-from benchmarks.service_process import ServiceProcess, serve
+from benchmarks.service_process import ServiceProcess, serve, wait_for
 from edge_runtime.service.decision_log import read_log
 
 TOKEN = "test-token-0123456789"
@@ -183,14 +181,6 @@ def test_queue_full_is_429_with_retry_after(served: ServiceProcess) -> None:
 
 
 # -- SIGTERM drain ----------------------------------------------------------------------------
-def _wait_for(condition: Callable[[], bool], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.02)
-
-
 def test_sigterm_finishes_in_flight_requests_then_exits_0(
     cli_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -198,7 +188,7 @@ def test_sigterm_finishes_in_flight_requests_then_exits_0(
         with ThreadPoolExecutor(1) as pool:
             body = {**_long_question(0), "id": "in-flight"}
             pending = pool.submit(requests.post, f"{service.url}/v1/answer", json=body, timeout=120)
-            _wait_for(lambda: _metric(service.url, "foggen_queue_depth") >= 1)
+            wait_for(lambda: _metric(service.url, "foggen_queue_depth") >= 1)
             service.process.send_signal(signal.SIGTERM)
             reply = pending.result()
         assert reply.status_code == 200 and reply.json()["id"] == "in-flight"
@@ -216,8 +206,10 @@ def _value(text: str, name: str) -> float:
 
 
 # -- fuzz: malformed and hostile requests ------------------------------------------------------
-ODD = ["\u200b", "\u202e", "\ufeff", "\x00", "e\u0301", "\U0001f600", "\U0010ffff", "\r\n",
-       "<start_of_turn>", "<end_of_turn>", "\\", '"', "Final answer: A", "Confidence: 1.0"]  # fmt: skip
+ODD = [
+    *("\u200b", "\u202e", "\ufeff", "\x00", "e\u0301", "\U0001f600", "\U0010ffff", "\r\n"),
+    *("<start_of_turn>", "<end_of_turn>", "\\", '"', "Final answer: A", "Confidence: 1.0"),
+]
 
 
 def _odd_text() -> Any:
@@ -234,44 +226,57 @@ def _repeat(char: str, limit: int) -> Any:
     return st.integers(limit + 1, 2 * limit).map(lambda n: char * n)
 
 
-def _hostile_bodies() -> Any:
-    """Bodies that are wrong by construction (each case below breaks at least one rule)."""
+def _broken_fields() -> Any:
+    """JSON objects that break at least one rule each (types, counts, lengths, names)."""
     from hypothesis import strategies as st
 
     from edge_runtime.question import MAX_OPTION_CHARS, MAX_QUESTION_CHARS
     from edge_runtime.service.app import AnswerRequest
 
-    junk = st.one_of(st.booleans(), st.integers(), st.floats(), st.lists(st.integers(), max_size=3),
-                     st.dictionaries(st.text(max_size=5), st.integers(), max_size=3))  # fmt: skip
-    good_choices = st.just(["Oxygen", "Carbon dioxide"])
-    broken = st.one_of(
-        st.fixed_dictionaries({"question": junk, "choices": good_choices}),
-        st.fixed_dictionaries({"question": _odd_text(), "choices": junk}),
-        st.fixed_dictionaries({"choices": good_choices}),
-        st.fixed_dictionaries({"question": _odd_text()}),
-        st.fixed_dictionaries({"question": _odd_text(), "choices": st.lists(_odd_text(), max_size=1)}),
-        st.fixed_dictionaries({"question": _odd_text(), "choices": st.lists(
-            st.text(min_size=1, max_size=3), min_size=27, max_size=60)}),
-        st.fixed_dictionaries({"question": _repeat("x", MAX_QUESTION_CHARS),
-                               "choices": good_choices}),
-        st.fixed_dictionaries({"question": _odd_text(), "choices": _repeat("a", MAX_OPTION_CHARS)
-                               .map(lambda a: [a, "b"])}),
-        st.fixed_dictionaries({"question": _odd_text(), "choices": good_choices,
-                               "id": st.one_of(junk, _repeat("i", 300))}),
-        st.fixed_dictionaries({"question": _odd_text(), "choices": good_choices, "tau": st.one_of(
-            st.floats(min_value=1.0001), st.floats(max_value=-0.0001), st.text(max_size=4))}),
-        st.fixed_dictionaries({"question": _odd_text(), "choices": good_choices,
-                               "signal": st.text(max_size=12).filter(
-                                   lambda s: s not in ("bucket", "letter", "calibrated"))}),
-        st.tuples(_odd_text().filter(lambda k: k not in AnswerRequest.model_fields), junk).map(
-            lambda extra: {"question": "q", "choices": ["a", "b"], extra[0]: extra[1]}),
-    )  # fmt: skip
-    as_json = broken.map(lambda body: json.dumps(body).encode())
-    raw = st.one_of(st.binary(max_size=200), st.text(max_size=200).map(str.encode),
-                    st.just(b'{"question": "q", "choices": ["a", "b"], "tau": NaN}'),
-                    st.integers(1000, 5000).map(lambda n: b"[" * n + b"]" * n),
-                    st.just(b'{"question": "\\ud800", "choices": ["a", "b"]}'))  # fmt: skip
-    return st.one_of(as_json, raw)
+    junk = st.one_of(
+        st.booleans(),
+        st.integers(),
+        st.floats(),
+        st.lists(st.integers(), max_size=3),
+        st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+    )
+    text, valid = _odd_text(), st.just(["Oxygen", "Carbon dioxide"])
+    bad_tau = st.one_of(st.floats(min_value=1.0001), st.floats(max_value=-0.0001), st.text())
+    bad_signal = st.text(max_size=12).filter(lambda s: s not in ("bucket", "letter", "calibrated"))
+    unknown = text.filter(lambda k: k not in AnswerRequest.model_fields)
+    dicts = st.fixed_dictionaries
+    return st.one_of(
+        dicts({"question": junk, "choices": valid}),
+        dicts({"question": text, "choices": junk}),
+        dicts({"choices": valid}),
+        dicts({"question": text}),
+        dicts({"question": text, "choices": st.lists(text, max_size=1)}),
+        dicts({"question": text, "choices": st.lists(text, min_size=27, max_size=60)}),
+        dicts({"question": _repeat("x", MAX_QUESTION_CHARS), "choices": valid}),
+        dicts(
+            {"question": text, "choices": _repeat("a", MAX_OPTION_CHARS).map(lambda a: [a, "b"])}
+        ),
+        dicts({"question": text, "choices": valid, "id": st.one_of(junk, _repeat("i", 300))}),
+        dicts({"question": text, "choices": valid, "tau": bad_tau}),
+        dicts({"question": text, "choices": valid, "signal": bad_signal}),
+        st.tuples(unknown, junk).map(
+            lambda kv: {"question": "q", "choices": ["a", "b"], kv[0]: kv[1]}
+        ),
+    )
+
+
+def _hostile_bodies() -> Any:
+    """Bodies that are wrong by construction: broken objects, bytes, hostile JSON."""
+    from hypothesis import strategies as st
+
+    return st.one_of(
+        _broken_fields().map(lambda body: json.dumps(body).encode()),
+        st.binary(max_size=200),
+        st.text(max_size=200).map(str.encode),
+        st.just(b'{"question": "q", "choices": ["a", "b"], "tau": NaN}'),
+        st.integers(1000, 5000).map(lambda n: b"[" * n + b"]" * n),
+        st.just(b'{"question": "\\ud800", "choices": ["a", "b"]}'),
+    )
 
 
 def test_fuzz_never_gives_a_5xx_and_the_service_keeps_answering(served: ServiceProcess) -> None:

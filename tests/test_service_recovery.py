@@ -7,8 +7,6 @@ import signal
 import socket
 import sqlite3
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,16 +14,8 @@ import pytest
 import requests
 
 from benchmarks.data import load_questions
-from benchmarks.service_process import serve
+from benchmarks.service_process import serve, wait_for
 from edge_runtime.service.decision_log import read_log
-
-
-def _wait_for(condition: Callable[[], bool], timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError("condition not met")
-        time.sleep(0.05)
 
 
 def test_readiness_flips_only_when_the_model_is_warm(model_home: Path, tmp_path: Path) -> None:
@@ -50,14 +40,14 @@ def test_readiness_flips_only_when_the_model_is_warm(model_home: Path, tmp_path:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        _wait_for(lambda: server.started)
+        wait_for(lambda: server.started)
         assert requests.get(f"{url}/healthz", timeout=10).status_code == 200
         loading = requests.get(f"{url}/readyz", timeout=10)
         assert loading.status_code == 503 and loading.json()["status"] == "loading"
         early = requests.post(f"{url}/v1/answer", json={"question": "q", "choices": ["a", "b"]})
         assert early.status_code == 503 and early.headers["Retry-After"] == "1"
         release.set()
-        _wait_for(lambda: requests.get(f"{url}/readyz", timeout=10).status_code == 200)
+        wait_for(lambda: requests.get(f"{url}/readyz", timeout=10).status_code == 200)
         body = {"question": "2 + 2 = ?", "choices": ["3", "4"]}
         assert requests.post(f"{url}/v1/answer", json=body, timeout=60).status_code == 200
     finally:
@@ -107,10 +97,12 @@ def test_kill_9_under_load_loses_no_acknowledged_decision(
     acked: dict[str, dict[str, object]] = {}
     stop = threading.Event()
     with serve("--cloud-url", dead_cloud, env=env, log_dir=tmp_path) as service:
-        clients = [threading.Thread(target=_load, args=(service.url, stop, acked)) for _ in range(4)]
+        clients = [
+            threading.Thread(target=_load, args=(service.url, stop, acked)) for _ in range(4)
+        ]
         for client in clients:
             client.start()
-        _wait_for(lambda: len(acked) >= 8)
+        wait_for(lambda: len(acked) >= 8)
         os.kill(service.process.pid, signal.SIGKILL)
         assert service.process.wait(30) == -signal.SIGKILL
         stop.set()
@@ -131,7 +123,7 @@ def test_kill_9_under_load_loses_no_acknowledged_decision(
     with serve("--cloud-url", cloud_url, env=env, log_dir=tmp_path) as service:
         body = {"question": "2 + 2 = ?", "choices": ["3", "4"], "id": "after-restart"}
         assert requests.post(f"{service.url}/v1/answer", json=body, timeout=60).status_code == 200
-        _wait_for(lambda: _readyz(service.url)["cloud"]["outbox_pending"] == 0)
+        wait_for(lambda: _readyz(service.url)["cloud"]["outbox_pending"] == 0)
     ids = [entry["id"] for entry in read_log(log_path)]
     assert set(acked) <= set(ids) and ids[-1] == "after-restart"
     with sqlite3.connect(outbox_path) as db:

@@ -62,7 +62,9 @@ def parse_answer_request(body: bytes) -> AnswerRequest:
         return AnswerRequest.model_validate_json(body)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        details = [{"loc": list(e["loc"]), "type": e["type"], "msg": e["msg"]} for e in errors]
+        details: list[dict[str, object]] = [
+            {"loc": list(e["loc"]), "type": e["type"], "msg": e["msg"]} for e in errors
+        ]
         if any(e["type"] == "json_invalid" for e in errors) or not errors:
             raise BadJSONError("the body is not valid JSON", details=details) from exc
         raise BadRequestError("the request does not match the schema", details=details) from exc
@@ -260,4 +262,3 @@ def _add_routes(app: FastAPI, service: Service) -> None:
         record = await service.admission.run(lambda: service.answer_and_log(parsed, question))
         service.metrics.observe_decision(record)
         return JSONResponse(record.to_dict())
-

@@ -123,4 +123,3 @@ class ServiceConfig:
             return Path(env["FOGGEN_HOME"]).expanduser() / DECISION_LOG_FILENAME
         base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         return Path(base).expanduser() / "foggen" / DECISION_LOG_FILENAME
-

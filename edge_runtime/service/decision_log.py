@@ -76,7 +76,7 @@ class DecisionLog:
         rotated = [self.path.with_name(f"{self.path.name}.{n}") for n in range(1, self.keep + 1)]
         if rotated:
             rotated[-1].unlink(missing_ok=True)  # the oldest goes: beyond retention
-            for older, newer in zip(reversed(rotated[1:]), reversed(rotated[:-1])):
+            for older, newer in zip(reversed(rotated[1:]), reversed(rotated[:-1]), strict=True):
                 if newer.exists():
                     newer.rename(older)
             self.path.rename(rotated[0])
