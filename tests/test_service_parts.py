@@ -169,3 +169,21 @@ def test_serve_without_the_extra_says_what_to_install(
     monkeypatch.setitem(sys.modules, "uvicorn", None)
     assert main(["serve"]) == 2
     assert "pip install 'foggen-edge[serve]'" in capsys.readouterr().err
+
+
+def test_serve_exits_3_when_the_model_does_not_load(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    env = {
+        **os.environ,
+        "FOGGEN_MODEL": str(tmp_path / "missing.gguf"),
+        "FOGGEN_HOME": str(tmp_path),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "edge_runtime.cli", "serve", "--port", "0"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 3, done.stderr
+    assert done.stdout.startswith("foggen serve: listening on http://127.0.0.1:")
+    assert "model file not found" in done.stderr

@@ -33,6 +33,7 @@ from edge_runtime.service.errors import (
     BadJSONError,
     BadRequestError,
     BodyTooLargeError,
+    DecisionLogError,
     NotReadyError,
     ServiceError,
     UnauthorizedError,
@@ -151,7 +152,11 @@ class Service:
         """On an answering thread: the decision, then its log line on disk (fsync)."""
         record = self.runtime().answer(question, tau=request.tau, signal=request.signal)
         assert self.decision_log is not None  # opened before the app serves
-        self.decision_log.append(record, question)
+        try:
+            self.decision_log.append(record, question)
+        except OSError as exc:
+            log.error("decision %s not logged: %s", record.id, exc)
+            raise DecisionLogError(exc.strerror or str(exc)) from exc
         return record
 
     @asynccontextmanager
@@ -227,6 +232,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def runtime_error(request: Request, exc: EdgeRuntimeError) -> JSONResponse:
         log.error("%s failed: %s", request.url.path, exc)
         return error_response(exc, 500)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s failed unexpectedly", request.url.path)
+        return JSONResponse({"error_kind": "internal", "error": "internal error"}, 500)
 
 
 def _add_routes(app: FastAPI, service: Service) -> None:

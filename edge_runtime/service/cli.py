@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -68,7 +69,7 @@ def run_serve(args: argparse.Namespace) -> int:
     server = uvicorn.Server(
         uvicorn.Config(
             app, log_config=None, access_log=False, server_header=False, lifespan="on",
-            timeout_graceful_shutdown=int(service.shutdown_timeout),
+            timeout_graceful_shutdown=math.ceil(service.shutdown_timeout),
         )
     )  # fmt: skip
     sock = _bind(service.host, service.port)

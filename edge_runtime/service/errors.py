@@ -60,3 +60,16 @@ class NotReadyError(ServiceError):
     def __init__(self, retry_after: int) -> None:
         self.headers = {"Retry-After": str(retry_after)}
         super().__init__("the model is still loading - wait for /readyz to answer 200")
+
+
+class DecisionLogError(ServiceError, OSError):
+    """The decision could not be written to the log, so it is not acknowledged."""
+
+    kind, status = "decision_log", 503
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"the decision log could not be written ({reason}) - free disk space or fix "
+            "FOGGEN_DECISION_LOG; the answer was not recorded"
+        )
