@@ -3,10 +3,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 comma := ,
-EXTRAS ?= test,train,convert,dev,serve
+EXTRAS ?= test,train,convert,dev,bench,serve
 INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install test test-fast demo latency reference parity fault-matrix escalation-latency serve serve-load lint clean
+BENCH_HF ?= .cache/bench/hf-embedded
+BENCH_ARGS ?=
+
+.PHONY: install test test-fast demo bench latency reference parity fault-matrix escalation-latency serve serve-load lint clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +28,14 @@ test-fast: install  ## skip the slowest real-model tests
 demo: install  ## answer a few bundled questions with the embedded model, show the routing
 	$(BIN)/foggen model fetch
 	$(BIN)/python -m benchmarks.demo
+
+bench: install  ## the card's table, calibration, tau sweep, speed vs grammar/free/transformers (~10 min)
+	$(BIN)/foggen model fetch
+	mkdir -p $(dir $(BENCH_HF))
+	test -f $(BENCH_HF)/config.json || $(BIN)/foggen convert \
+		--from-gguf "$$($(BIN)/foggen model info --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["path"])')" \
+		--to-hf $(BENCH_HF)
+	$(BIN)/foggen bench --hf-checkpoint $(BENCH_HF) $(BENCH_ARGS)
 
 latency: install  ## fast vs grammar vs free vs the prompt-eval floor, >= 50 eval questions
 	$(BIN)/python -m benchmarks.latency

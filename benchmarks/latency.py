@@ -39,7 +39,7 @@ import json
 from benchmarks.data import stratified
 from edge_runtime.config import RuntimeConfig
 from edge_runtime.runtime import EdgeRuntime
-rt = EdgeRuntime.load(RuntimeConfig(n_threads={threads}))
+rt = EdgeRuntime.load(RuntimeConfig(n_threads={threads}, model={model!r}))
 print(rt.answer("Which gas do plants absorb?", ["Oxygen", "Carbon dioxide"]).answer, flush=True)
 for question in stratified({per_domain}):
     rt.answer(question)
@@ -63,7 +63,9 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def cold_start_and_fast_rss(threads: int, per_domain: int, repeats: int = 3) -> dict[str, float]:
+def cold_start_and_fast_rss(
+    threads: int, per_domain: int, repeats: int = 3, *, model: str | None = None
+) -> dict[str, float]:
     """In a fresh interpreter (model already assembled): process start to first answer, and the
     peak RSS of a process that only answers in ``fast`` mode (the kiosk's normal life)."""
     times, rss = [], 0.0
@@ -73,7 +75,7 @@ def cold_start_and_fast_rss(threads: int, per_domain: int, repeats: int = 3) -> 
             [
                 sys.executable,
                 "-c",
-                COLD_START_SCRIPT.format(threads=threads, per_domain=per_domain),
+                COLD_START_SCRIPT.format(threads=threads, per_domain=per_domain, model=model),
             ],
             stdout=subprocess.PIPE,
             text=True,

@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.set_defaults(handler=_cmd_model_fetch)
     _add_converter_commands(commands)
     _add_outbox_commands(commands)
+    from benchmarks.bench.cli import add_bench_commands
+
+    add_bench_commands(commands)
     add_serve_command(commands)
     return parser
 
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         level=args.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
     from cloud_client.errors import CloudError
-    from edge_runtime.errors import EdgeRuntimeError, InvalidQuestionError
+    from edge_runtime.errors import ConfigError, EdgeRuntimeError, InvalidQuestionError
 
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
@@ -102,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     except EdgeRuntimeError as exc:
         print(f"foggen: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE if exc.kind == "config" else EXIT_MODEL
+        return EXIT_USAGE if isinstance(exc, ConfigError) else EXIT_MODEL
     except BrokenPipeError:  # e.g. `foggen ask ... | head`
         return EXIT_OK
     except OSError as exc:  # e.g. --input names a file that does not exist
@@ -114,7 +117,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _runtime_config(args: argparse.Namespace) -> Any:
     from edge_runtime.config import RuntimeConfig, build_config
+    from edge_runtime.errors import ConfigError
 
+    if getattr(args, "tau", None) is not None and getattr(args, "tau_file", None) is not None:
+        raise ConfigError("give --tau or --tau-file, not both")
     return build_config(RuntimeConfig, flags=vars(args), env=os.environ)
 
 

@@ -69,6 +69,12 @@ class RuntimeConfig:
         Signal.BUCKET,
         Signal,
     )
+    tau_file: str | None = _opt(
+        "FOGGEN_TAU_FILE",
+        "per-domain taus from 'foggen tau recommend' (used when a call gives no tau)",
+        None,
+        str,
+    )
     force_route: Route | None = _opt(
         "FOGGEN_FORCE_ROUTE", "override routing: local | cloud (recorded)", None, Route
     )

@@ -85,3 +85,9 @@ class PromptTooLongError(InvalidQuestionError):
 
 class ConfigError(EdgeRuntimeError, ValueError):
     kind = "config"
+
+
+class TauTableError(ConfigError):
+    """A tau file that cannot be used: unreadable, another format, model or signal."""
+
+    kind = "tau_table"

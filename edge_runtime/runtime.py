@@ -22,6 +22,7 @@ from edge_runtime.record import DecisionRecord, Latency
 from edge_runtime.routing import Route, route
 from edge_runtime.schema import AnswerSchema
 from edge_runtime.signals import routing_score
+from edge_runtime.taus import TauTable
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,12 @@ class EdgeRuntime:
         self._lock = threading.Lock()
         self._prefix = [engine.bos, *engine.tokenize(prompt_prefix())]
         self._tries: dict[int, ResponseTrie] = {}
+        self.taus: TauTable | None = None
+        if config.tau_file:
+            self.taus = TauTable.load(config.tau_file)
+            self.taus.check(
+                model_sha256=model.file.sha256, signal=config.signal, origin=config.tau_file
+            )
 
     @classmethod
     def load(
@@ -72,7 +79,11 @@ class EdgeRuntime:
             file.path,
             EngineSettings(n_ctx=config.n_ctx, n_threads=config.n_threads, n_batch=config.n_batch),
         )
-        runtime = cls(engine, LoadedModel(file, info), config, escalator)
+        try:
+            runtime = cls(engine, LoadedModel(file, info), config, escalator)
+        except BaseException:
+            engine.close()
+            raise
         runtime.warm()
         return runtime
 
@@ -108,6 +119,8 @@ class EdgeRuntime:
         if not isinstance(question, Question):
             question = make_question(question, choices, id=id, domain=domain)
         config = self.config
+        if tau is None and self.taus is not None and (signal or config.signal) is self.taus.signal:
+            tau = self.taus.tau_for(question.domain)
         if any(x is not None for x in (tau, mode, signal, force_route)):
             config = replace(
                 config,

@@ -1,0 +1,216 @@
+"""The bench report as Markdown: the card-style table first, then everything the card lacks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks.bench.tables import MEAN
+
+CARD_COLUMNS = (
+    ("cloud_only", "Cloud only"),
+    ("edge_raw", "Edge raw"),
+    ("random_at_tau", "Random @ tau"),
+    ("foggen_at_tau", "FogGen @ tau"),
+    ("cloud_acc_on_routed", "Cloud acc. on routed"),
+    ("routed_fraction", "Routed"),
+    ("lift", "Lift"),
+)
+SIM_MARK = "†"
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def card_table(model: dict[str, Any], *, simulated: bool) -> list[str]:
+    mark = SIM_MARK if simulated else ""
+    header = ["Domain", "n"] + [
+        title + (mark if key in ("cloud_only", "cloud_acc_on_routed") else "")
+        for key, title in CARD_COLUMNS
+    ]
+    rows = []
+    for domain, row in model["card"].items():
+        name = "**Mean**" if domain == MEAN else domain
+        cells = [_fmt(row[k], 3 if k == "routed_fraction" else 1) for k, _ in CARD_COLUMNS]
+        rows.append([name, str(row["n"]), *cells])
+    return _table(header, rows)
+
+
+def calibration_table(model: dict[str, Any]) -> list[str]:
+    rows = []
+    for signal, cal in model["calibration"].items():
+        if signal == "bucket_histogram":
+            continue
+        if cal is None:
+            rows.append([signal, "–", "–", "not available (no calibrator for this model)"])
+            continue
+        rows.append(
+            [signal, _fmt(cal["auroc"], 3), _fmt(cal["ece"], 3), str(cal["distinct_values"])]
+        )
+    return _table(["Signal", "AUROC", "ECE", "distinct values"], rows)
+
+
+def operating_table(model: dict[str, Any]) -> list[str]:
+    rows = []
+    for signal, points in model["operating_points"].items():
+        for target, p in points.items():
+            rows.append(
+                [
+                    signal,
+                    target,
+                    _fmt(p["tau"], 4),
+                    _fmt(p["cloud_fraction"], 3),
+                    _fmt(100 * p["accuracy"]),
+                    _fmt(100 * p["random"]),
+                    _fmt(100 * p["lift"], 2),
+                ]
+            )
+    header = [
+        "Signal",
+        "target cloud fraction",
+        "tau",
+        "cloud fraction",
+        "System acc.",
+        "Random",
+        "Lift",
+    ]
+    return _table(header, rows)
+
+
+def speed_lines(model: dict[str, Any]) -> list[str]:
+    s = model["speed"]
+    fast = s["fast"]
+    lines = [
+        f"- `fast` over all {fast['n']} questions: median {_fmt(fast['latency_ms']['median'])} ms, "
+        f"p95 {_fmt(fast['latency_ms']['p95'])} ms, {_fmt(fast['questions_per_s'], 2)} questions/s",
+    ]
+    engine, process = s["engine"], s["process"]
+    if engine:
+        lines.append(
+            f"- prompt eval {_fmt(engine['prompt_eval_tokens_per_s'])} tokens/s, decode "
+            f"{_fmt(engine['decode_ms_per_token'], 2)} ms/token "
+            f"({_fmt(engine['decode_tokens_per_s'])} tokens/s)"
+        )
+    if "cold_start_ms" in process:
+        lines.append(
+            f"- cold start (fresh process → first answer) {_fmt(process['cold_start_ms'])} ms; "
+            f"peak RSS of a fast-only process {_fmt(process['peak_rss_fast_only_mb'])} MB"
+        )
+    lines.append(f"- peak RSS of the bench process {_fmt(process['peak_rss_this_process_mb'])} MB")
+    table = s["small_subset_latency_ms"]
+    if table:
+        lines += [
+            "",
+            *_table(
+                ["Mode (small subset)", "median ms", "p95 ms"],
+                [[m, _fmt(v["median"]), _fmt(v["p95"])] for m, v in table.items()],
+            ),
+        ]
+        lines += [
+            "",
+            "Ratios of medians (same questions): "
+            + ", ".join(f"**{k}** {v:.2f}×" for k, v in s["ratios_of_medians"].items()),
+        ]
+    if "skipped" in s["transformers"]:
+        lines.append(f"- transformers baseline skipped: {s['transformers']['skipped']}")
+    return lines
+
+
+def comparison_table(models: list[dict[str, Any]]) -> list[str]:
+    rows = []
+    for m in models:
+        mean, cal = m["card"][MEAN], m["calibration"]
+        fast = m["speed"]["fast"]
+        rows.append(
+            [
+                m["label"],
+                m["quantization"],
+                _fmt(m["size_mb"]),
+                _fmt(mean["edge_raw"]),
+                _fmt(mean["foggen_at_tau"]),
+                _fmt(mean["lift"]),
+                _fmt(mean["routed_fraction"], 3),
+                _fmt((cal.get("bucket") or {}).get("ece"), 3),
+                _fmt((cal.get("letter") or {}).get("auroc"), 3),
+                _fmt(fast["latency_ms"]["median"]),
+                _fmt(fast["questions_per_s"], 2),
+            ]
+        )
+    header = [
+        "Model",
+        "quant",
+        "MB",
+        "Edge raw",
+        "FogGen @ tau",
+        "Lift",
+        "Routed",
+        "ECE (bucket)",
+        "AUROC (letter)",
+        "fast median ms",
+        "q/s",
+    ]
+    return _table(header, rows)
+
+
+def render(report: dict[str, Any]) -> str:
+    settings, cloud = report["settings"], report["cloud"]
+    simulated = cloud["simulated"]
+    out = [
+        "# FogGen Edge bench",
+        "",
+        f"{settings['n_questions']} eval questions ({settings['per_domain']} per domain), "
+        f"`{settings['mode']}` mode, card signal `{settings['card_signal']}`, tau = "
+        f"{settings['tau']}; cloud: **{cloud['label']}**. Commit `{report['git_commit']}`, "
+        f"{report['machine']['platform']}, {report['machine']['threads_used']} threads.",
+    ]
+    if simulated:
+        out += [
+            "",
+            f"{SIM_MARK} Simulated cloud: its correctness is drawn per question at the "
+            "configured per-domain rate (the card's cloud-only figures), independent of "
+            "difficulty. These columns echo that input; they are not a measurement of any "
+            "real cloud model.",
+        ]
+    models = report["models"]
+    if len(models) > 1:
+        out += ["", "## Models side by side", "", *comparison_table(models)]
+    for m in models:
+        out += _model_section(m, simulated=simulated)
+    return "\n".join(out) + "\n"
+
+
+def _model_section(m: dict[str, Any], *, simulated: bool) -> list[str]:
+    fc = m["format_compliance"]
+    return [
+        "",
+        f"## {m['label']} — {m['quantization']}, sha256 `{m['sha256'][:16]}…`",
+        "",
+        *card_table(m, simulated=simulated),
+        "",
+        "### Calibration: does the score predict a correct local answer?",
+        "",
+        *calibration_table(m),
+        "",
+        f"Emitted buckets: {m['calibration']['bucket_histogram']}",
+        "",
+        "### Operating points (nearest achievable tau; nothing interpolated)",
+        "",
+        *operating_table(m),
+        "",
+        f"### Free-format compliance (`free` mode, {fc['n']} questions)",
+        "",
+        f"strict {_fmt(fc['strict'], 3)}, lenient {_fmt(fc['lenient'], 3)}",
+        "",
+        "### Speed",
+        "",
+        *speed_lines(m),
+    ]

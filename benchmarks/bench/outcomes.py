@@ -1,0 +1,152 @@
+"""The two passes a bench makes over its questions: the edge model's and the cloud's.
+
+Every question goes through the runtime once, in ``fast`` mode, kept local (the routing is
+computed afterwards for every tau from the same pass). The cloud answers every question once
+too, so "Cloud only" and the system accuracy at any tau come from the same replies.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from tqdm import tqdm
+
+from benchmarks.simulated_cloud import LABEL as SIMULATED_LABEL
+from benchmarks.simulated_cloud import simulated_cloud
+from cloud_client.client import CloudClient
+from cloud_client.config import CloudConfig
+from cloud_client.errors import CloudError
+from edge_runtime.config import Mode
+from edge_runtime.question import Question
+from edge_runtime.routing import Route
+from edge_runtime.runtime import EdgeRuntime
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One question, both passes, and every routing score the edge pass produced."""
+
+    id: str
+    domain: str
+    gold: str
+    local: str | None
+    cloud: str | None
+    edge_ms: float
+    prompt_tokens: int
+    bucket: float | None
+    bucket_expectation: float | None
+    letter: float | None
+    calibrated: float | None
+
+    @property
+    def local_correct(self) -> bool:
+        return self.local == self.gold
+
+    @property
+    def cloud_correct(self) -> bool:
+        return self.cloud == self.gold
+
+    def score(self, signal: str) -> float | None:
+        value: float | None = getattr(self, signal)
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "local_correct": self.local_correct,
+            "cloud_correct": self.cloud_correct,
+        }
+
+
+def _expectation(probs: dict[str, float] | None) -> float | None:
+    if not probs:
+        return None
+    return sum(float(bucket) * p for bucket, p in probs.items())
+
+
+def edge_pass(
+    runtime: EdgeRuntime, questions: Sequence[Question], *, progress: bool = True
+) -> list[dict[str, Any]]:
+    """Decision records (fast mode, kept local) plus prompt length, one per question."""
+    rows = []
+    for question in tqdm(questions, desc="edge (fast)", unit="q", disable=not progress):
+        record = runtime.answer(question, mode=Mode.FAST, force_route=Route.LOCAL)
+        rows.append({"record": record, "prompt_tokens": len(runtime.prompt_tokens(question))})
+    return rows
+
+
+def cloud_pass(
+    client: CloudClient, questions: Sequence[Question], *, progress: bool = True
+) -> list[str | None]:
+    """The cloud's letter per question; None where it failed (counted as wrong, logged)."""
+    letters: list[str | None] = []
+    for question in tqdm(questions, desc="cloud", unit="q", disable=not progress):
+        try:
+            letters.append(client.ask(question.text, question.choices).letter)
+        except CloudError as exc:
+            log.warning("cloud failed on %s: %s", question.id, exc)
+            letters.append(None)
+    return letters
+
+
+def combine(
+    questions: Sequence[Question], edge: Sequence[dict[str, Any]], cloud: Sequence[str | None]
+) -> list[Outcome]:
+    outcomes = []
+    for question, row, cloud_letter in zip(questions, edge, cloud, strict=True):
+        record = row["record"]
+        letter_p = (record.letter_probs or {}).get(record.local_answer or "")
+        outcomes.append(
+            Outcome(
+                id=question.id or "",
+                domain=question.domain or "",
+                gold=question.answer or "",
+                local=record.local_answer,
+                cloud=cloud_letter,
+                edge_ms=record.latency_ms.edge,
+                prompt_tokens=row["prompt_tokens"],
+                bucket=record.confidence,
+                bucket_expectation=_expectation(record.bucket_probs),
+                letter=letter_p,
+                calibrated=record.p_correct,
+            )
+        )
+    return outcomes
+
+
+@dataclass(frozen=True)
+class Cloud:
+    client: CloudClient
+    label: str  # "simulated cloud" or the real endpoint's URL
+    simulated: bool
+    configured_accuracy: dict[str, float] | None  # the simulated cloud's inputs, in percent
+
+
+@contextmanager
+def open_cloud(config: CloudConfig | None) -> Iterator[Cloud]:
+    """The configured OpenAI-compatible endpoint, else the simulated cloud on 127.0.0.1."""
+    if config is not None and config.enabled:
+        with CloudClient(config) as client:
+            yield Cloud(client, str(config.url), simulated=False, configured_accuracy=None)
+        return
+    with simulated_cloud() as sim, CloudClient(CloudConfig(url=sim.url)) as client:
+        accuracy = dict(sim.book.config.accuracy)
+        yield Cloud(client, SIMULATED_LABEL, simulated=True, configured_accuracy=accuracy)
+
+
+def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, (time.perf_counter() - started) * 1000.0
+
+
+def finite(values: Sequence[float | None]) -> list[float]:
+    return [v for v in values if v is not None and not math.isnan(v)]

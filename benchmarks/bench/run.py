@@ -1,0 +1,201 @@
+"""One bench run: for each model, the edge pass, the tables, the speed part; then the report.
+
+foggen bench [--full | --limit N] [--domains d,d] [--model X ...] [--out DIR]
+             [--cloud-url URL] [--hf-checkpoint DIR] [--threads N]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench import speed, tables
+from benchmarks.bench.config import BenchConfig, BenchConfigError
+from benchmarks.bench.markdown import render
+from benchmarks.bench.outcomes import Cloud, cloud_pass, combine, edge_pass, open_cloud
+from benchmarks.bench.plots import plots_available, write_plots
+from benchmarks.bench.transformers_baseline import run_baseline, transformers_available
+from benchmarks.data import stratified
+from benchmarks.report import git_commit, machine, write_json
+from edge_runtime.config import RuntimeConfig
+from edge_runtime.question import Question
+from edge_runtime.runtime import EdgeRuntime
+
+log = logging.getLogger(__name__)
+
+FORMAT = "foggen-bench"
+VERSION = 1
+
+
+def run_bench(config: BenchConfig, *, home: Path | None = None) -> dict[str, Any]:
+    """Measure every model on the same questions and the same cloud replies; write the report."""
+    questions = stratified(config.per_domain, split=config.split, domains=config.domains)
+    small = stratified(config.small_per_domain, split=config.split, domains=config.domains)
+    report: dict[str, Any] = _header(config, questions, small)
+    with open_cloud(config.cloud) as cloud:
+        report["cloud"] = _cloud_info(cloud)
+        cloud_letters = cloud_pass(cloud.client, questions, progress=config.progress)
+    report["models"] = [
+        _bench_model(config, spec, questions, small, cloud_letters, home=home)
+        for spec in config.models
+    ]
+    _label_models(report["models"])
+    report["finished_at"] = _now()
+    return report
+
+
+def write_report(report: dict[str, Any], out: Path, *, plots: bool = True) -> list[Path]:
+    """bench.json, bench.md and the PNG plots in ``out``; returns what was written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    missing = plots_available() if plots else "plots disabled (--no-plots)"
+    if missing is None:
+        written += write_plots(report, out)
+    report["plots"] = [p.name for p in written] or {"skipped": missing}
+    written.insert(0, write_json(out / "bench.json", report))
+    md = out / "bench.md"
+    md.write_text(render(report), encoding="utf-8")
+    written.insert(1, md)
+    return written
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _header(
+    config: BenchConfig, questions: list[Question], small: list[Question]
+) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "started_at": _now(),
+        "git_commit": git_commit(),
+        "machine": {**machine(), "cpu_count": os.cpu_count(), "threads_used": config.threads},
+        "settings": {
+            "domains": list(config.domains),
+            "per_domain": config.per_domain or "all",
+            "n_questions": len(questions),
+            "small_per_domain": config.small_per_domain,
+            "n_small": len(small),
+            "tau": config.tau,
+            "card_signal": config.signal,
+            "split": config.split,
+            "mode": "fast",
+        },
+    }
+
+
+def _cloud_info(cloud: Cloud) -> dict[str, Any]:
+    return {
+        "label": cloud.label,
+        "simulated": cloud.simulated,
+        "configured_accuracy_percent": cloud.configured_accuracy,
+    }
+
+
+def _bench_model(
+    config: BenchConfig,
+    spec: str | None,
+    questions: Sequence[Question],
+    small: Sequence[Question],
+    cloud_letters: Sequence[str | None],
+    *,
+    home: Path | None,
+) -> dict[str, Any]:
+    runtime_config = replace(RuntimeConfig.from_env(), model=spec, n_threads=config.threads)
+    started = time.perf_counter()
+    runtime = EdgeRuntime.load(runtime_config, home=home)
+    load_ms = (time.perf_counter() - started) * 1000.0
+    try:
+        started = time.perf_counter()
+        edge = edge_pass(runtime, questions, progress=config.progress)
+        wall = time.perf_counter() - started
+        outcomes = combine(questions, edge, cloud_letters)
+        result = _model_info(runtime, spec, load_ms)
+        result.update(_routing_numbers(outcomes, config.signal, config.tau))
+        result["speed"] = _speed(config, runtime, outcomes, wall, small, spec)
+        result["format_compliance"] = speed.compliance(result["speed"].pop("rows"))
+        result["questions"] = [o.to_dict() for o in outcomes]
+    finally:
+        runtime.close()
+    return result
+
+
+def _model_info(runtime: EdgeRuntime, spec: str | None, load_ms: float) -> dict[str, Any]:
+    file, info = runtime.model.file, runtime.model.info
+    return {
+        "spec": spec,
+        "path": str(file.path),
+        "sha256": file.sha256,
+        "quantization": info.file_type,
+        "size_mb": round(file.path.stat().st_size / 2**20, 1),
+        "load_ms": round(load_ms, 1),
+        "calibrator": getattr(runtime, "calibrator", None) is not None,
+    }
+
+
+def _routing_numbers(outcomes: list[Any], signal: str, tau: float) -> dict[str, Any]:
+    if all(o.score(signal) is None for o in outcomes):
+        raise BenchConfigError(
+            f"no {signal!r} scores for this model (calibrated: run 'foggen calibrator fit')"
+        )
+    return {
+        "card": tables.card_table(outcomes, signal=signal, tau=tau),
+        "calibration": tables.calibration(outcomes),
+        "operating_points": tables.operating_points(outcomes),
+        "sweeps": tables.sweeps(outcomes),
+    }
+
+
+def _speed(
+    config: BenchConfig,
+    runtime: EdgeRuntime,
+    outcomes: list[Any],
+    wall: float,
+    small: Sequence[Question],
+    spec: str | None,
+) -> dict[str, Any]:
+    rows = speed.small_subset_runs(runtime, small, progress=config.progress) if small else []
+    baseline = _baseline(config, runtime, small)
+    table = speed.mode_latency(rows, [r["ms"] for r in baseline.get("rows", [])]) if rows else {}
+    return {
+        "fast": speed.fast_speed(outcomes, wall),
+        "small_subset_latency_ms": table,
+        "ratios_of_medians": speed.ratios(table) if table else {},
+        "engine": speed.engine_speed(runtime, rows, small[0]) if rows else {},
+        "process": speed.process_figures(spec, config.threads, cold_start=config.cold_start),
+        "transformers": baseline,
+        "rows": rows,
+    }
+
+
+def _baseline(
+    config: BenchConfig, runtime: EdgeRuntime, small: Sequence[Question]
+) -> dict[str, Any]:
+    if config.hf_checkpoint is None:
+        return {
+            "skipped": "no --hf-checkpoint given (make one with 'foggen convert --from-gguf "
+            "<gguf> --to-hf DIR')"
+        }
+    missing = transformers_available()
+    if missing:
+        return {"skipped": missing}
+    return run_baseline(
+        config.hf_checkpoint, runtime, small, threads=config.threads, progress=config.progress
+    )
+
+
+def _label_models(models: list[dict[str, Any]]) -> None:
+    """A short, unique label per model: 'embedded' or the file name."""
+    seen: dict[str, int] = {}
+    for model in models:
+        label = "embedded" if model["spec"] is None else Path(model["path"]).stem
+        seen[label] = seen.get(label, 0) + 1
+        model["label"] = label if seen[label] == 1 else f"{label}#{seen[label]}"

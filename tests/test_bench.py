@@ -1,0 +1,201 @@
+"""`foggen bench` end to end on the real model (tiny), its report, and the tau file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks.bench.config import BenchConfig, BenchConfigError
+from benchmarks.bench.run import run_bench, write_report
+from benchmarks.bench.tau import BenchFileError, recommend
+from benchmarks.bench.transformers_baseline import run_baseline
+from benchmarks.data import stratified
+from edge_runtime.config import Signal
+from edge_runtime.errors import TauTableError
+from edge_runtime.routing import Route
+from edge_runtime.runtime import EdgeRuntime
+from edge_runtime.taus import TauTable
+
+FOGGEN = [sys.executable, "-m", "edge_runtime.cli"]
+DOMAINS = ("math", "law")
+
+
+@pytest.fixture(scope="module")
+def bench_dir(model_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    config = BenchConfig(domains=DOMAINS, per_domain=3, small_per_domain=1, threads=2,
+                         cold_start=False, progress=False)  # fmt: skip
+    report = run_bench(config, home=model_home)
+    out = tmp_path_factory.mktemp("bench")
+    write_report(report, out)
+    return out
+
+
+@pytest.fixture
+def report(bench_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((bench_dir / "bench.json").read_text())
+    return data
+
+
+def test_the_run_writes_markdown_json_and_plots(bench_dir: Path) -> None:
+    names = {p.name for p in bench_dir.iterdir()}
+    assert {"bench.json", "bench.md", "tau-sweep.png", "reliability.png", "latency.png",
+            "risk-coverage.png"} <= names  # fmt: skip
+    for png in bench_dir.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
+def test_card_table_follows_from_the_per_question_outcomes(
+    report: dict[str, Any], runtime: EdgeRuntime
+) -> None:
+    model = report["models"][0]
+    assert model["sha256"] == runtime.model.file.sha256
+    rows = model["questions"]
+    assert [r["domain"] for r in rows] == ["math"] * 3 + ["law"] * 3
+    for domain in DOMAINS:
+        mine = [r for r in rows if r["domain"] == domain]
+        row = model["card"][domain]
+        routed = [r for r in mine if r["bucket"] is None or r["bucket"] < 0.5]
+        system = sum(r["cloud_correct"] if r in routed else r["local_correct"] for r in mine)
+        assert row["edge_raw"] == round(100 * sum(r["local_correct"] for r in mine) / 3, 1)
+        assert row["cloud_only"] == round(100 * sum(r["cloud_correct"] for r in mine) / 3, 1)
+        assert row["routed_fraction"] == round(len(routed) / 3, 3)
+        assert row["foggen_at_tau"] == round(100 * system / 3, 1)
+        p = len(routed) / 3
+        random = p * row["cloud_only"] + (1 - p) * row["edge_raw"]
+        assert row["random_at_tau"] == pytest.approx(random, abs=0.11)
+    mean = model["card"]["mean"]
+    assert mean["edge_raw"] == pytest.approx(
+        (model["card"]["math"]["edge_raw"] + model["card"]["law"]["edge_raw"]) / 2, abs=0.06
+    )
+
+
+def test_report_carries_provenance_calibration_and_speed(report: dict[str, Any]) -> None:
+    assert report["cloud"] == {"label": "simulated cloud", "simulated": True,
+                               "configured_accuracy_percent": report["cloud"]
+                               ["configured_accuracy_percent"]}  # fmt: skip
+    assert report["machine"]["threads_used"] == 2 and "git_commit" in report
+    model = report["models"][0]
+    assert model["calibration"]["bucket"]["ece"] is not None
+    assert model["calibration"]["calibrated"] is None  # no calibrator for the embedded model
+    assert sum(model["calibration"]["bucket_histogram"].values()) == 6
+    assert len(model["sweeps"]["letter"]["tau_sweep"]) == 21
+    speed = model["speed"]
+    assert speed["fast"]["n"] == 6 and speed["fast"]["questions_per_s"] > 0
+    assert set(speed["small_subset_latency_ms"]) == {"floor", "fast", "grammar", "free"}
+    assert speed["ratios_of_medians"]["grammar / fast"] > 0
+    assert speed["engine"]["prompt_eval_tokens_per_s"] > 0
+    assert "no --hf-checkpoint" in speed["transformers"]["skipped"]
+    assert model["format_compliance"]["n"] == 2
+
+
+def test_markdown_starts_with_the_card_table(bench_dir: Path) -> None:
+    text = (bench_dir / "bench.md").read_text()
+    first_table = text[text.index("| Domain") :].split("\n\n")[0].splitlines()
+    assert "Cloud only†" in first_table[0] and "Lift" in first_table[0]
+    assert [line.split("|")[1].strip() for line in first_table[2:]] == ["math", "law", "**Mean**"]
+    assert "Simulated cloud" in text and "Ratios of medians" in text
+
+
+def test_tau_recommend_writes_a_file_the_runtime_loads(
+    report: dict[str, Any], runtime: EdgeRuntime, tmp_path: Path
+) -> None:
+    table = recommend(report, signal=Signal.LETTER, target={"cloud_fraction": 0.5})
+    assert set(table["domains"]) == set(DOMAINS)
+    assert table["global"]["tau"] in {0.0, *(r["letter"] for r in report["models"][0]["questions"])}
+    path = tmp_path / "taus.json"
+    path.write_text(json.dumps(table))
+    loaded = TauTable.load(path)
+    assert (
+        loaded.signal is Signal.LETTER and loaded.tau_for("math") == table["domains"]["math"]["tau"]
+    )
+    with pytest.raises(BenchFileError, match="no 'calibrated' scores"):
+        recommend(report, signal=Signal.CALIBRATED, target={"cloud_fraction": 0.5})
+
+
+def _tau_file(path: Path, sha: str, *, signal: str = "bucket", **changes: Any) -> Path:
+    data = {"format": "foggen-taus", "version": 1, "model_sha256": sha, "signal": signal,
+            "target": {"cloud_fraction": 0.5}, "global": {"tau": 1.0},
+            "domains": {"math": {"tau": 0.0}}, **changes}  # fmt: skip
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_per_domain_taus_route_each_domain(runtime: EdgeRuntime, tmp_path: Path) -> None:
+    path = _tau_file(tmp_path / "t.json", runtime.model.file.sha256)
+    with_taus = EdgeRuntime(
+        runtime.engine, runtime.model, replace(runtime.config, tau_file=str(path))
+    )
+    math_q, law_q = stratified(1, domains=("math", "law"))
+    math_record, law_record = with_taus.answer(math_q), with_taus.answer(law_q)
+    assert (math_record.tau, math_record.route) == (0.0, Route.LOCAL)  # every score >= 0
+    assert law_record.tau == 1.0 and law_record.route is Route.CLOUD or law_record.score == 1.0
+    assert with_taus.answer(law_q, tau=0.0).route is Route.LOCAL  # the call's tau wins
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"model_sha256": "0" * 64}, "was made for model 000000000000"),
+        ({"signal": "letter"}, "--signal letter"),
+        ({"version": 9}, "version 9 is not supported"),
+        ({"global": {}}, "malformed tau file"),
+        ({"format": "other"}, "not a FogGen tau file"),
+    ],
+)
+def test_unusable_tau_files_are_refused(
+    runtime: EdgeRuntime, tmp_path: Path, changes: dict[str, Any], message: str
+) -> None:
+    args = {"signal": changes.pop("signal")} if "signal" in changes else {}
+    path = _tau_file(tmp_path / "t.json", runtime.model.file.sha256, **args, **changes)
+    with pytest.raises(TauTableError, match=message):
+        EdgeRuntime(runtime.engine, runtime.model, replace(runtime.config, tau_file=str(path)))
+
+
+def test_cli_tau_recommend_then_ask(
+    bench_dir: Path, cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "taus.json"
+    rec = subprocess.run(FOGGEN + ["tau", "recommend", "--bench", str(bench_dir / "bench.json"),
+                                   "--target-cloud-fraction", "0.3", "--out", str(out)],
+                         env=cli_env, capture_output=True, timeout=120)  # fmt: skip
+    assert rec.returncode == 0, rec.stderr
+    assert b"global: tau" in rec.stdout and out.is_file()
+    ask = subprocess.run(FOGGEN + ["ask", "--tau-file", str(out), "--json", "--domain", "math",
+                                   "What is 2 + 2?", "-c", "3", "-c", "4", "-c", "5"],
+                         env=cli_env, capture_output=True, timeout=300)  # fmt: skip
+    assert ask.returncode == 0, ask.stderr
+    assert json.loads(ask.stdout)["tau"] == json.loads(out.read_text())["domains"]["math"]["tau"]
+    both = subprocess.run(FOGGEN + ["ask", "--tau", "0.3", "--tau-file", str(out), "Q?",
+                                    "-c", "a", "-c", "b"], env=cli_env, capture_output=True,
+                          timeout=120)  # fmt: skip
+    assert both.returncode == 2 and b"not both" in both.stderr
+
+
+def test_bad_bench_settings_are_usage_errors(cli_env: dict[str, str], tmp_path: Path) -> None:
+    bad = subprocess.run(FOGGEN + ["bench", "--domains", "astrology"], env=cli_env,
+                         capture_output=True, timeout=120)  # fmt: skip
+    assert bad.returncode == 2 and b"unknown domain(s) astrology" in bad.stderr
+    missing = subprocess.run(FOGGEN + ["tau", "recommend", "--bench", str(tmp_path / "no.json"),
+                                       "--target-accuracy", "0.6"], env=cli_env,
+                             capture_output=True, timeout=120)  # fmt: skip
+    assert missing.returncode == 2 and b"run 'foggen bench'" in missing.stderr
+    with pytest.raises(BenchConfigError, match="--limit"):
+        BenchConfig(per_domain=0)
+
+
+@pytest.mark.slow
+def test_transformers_baseline_runs_the_same_tokens(
+    hf_checkpoint: Path, runtime: EdgeRuntime
+) -> None:
+    question = stratified(1, domains=("math",))
+    result = run_baseline(hf_checkpoint, runtime, question, threads=2, progress=False)
+    (row,) = result["rows"]
+    assert result["dtype"] == "bfloat16" and result["load_ms"] > 0
+    assert 1 <= row["new_tokens"] <= 64 and row["ms"] > 0
+    assert isinstance(row["strict"], bool) and isinstance(row["lenient"], bool)
