@@ -103,11 +103,14 @@ def test_kill_9_under_load_loses_no_acknowledged_decision(
         for client in clients:
             client.start()
         wait_for(lambda: len(acked) >= 8)
+        metrics = requests.get(f"{service.url}/metrics", timeout=30).text
         os.kill(service.process.pid, signal.SIGKILL)
         assert service.process.wait(30) == -signal.SIGKILL
         stop.set()
         for client in clients:
             client.join(60)
+    assert "foggen_escalation_errors_total{" in metrics  # connection refused, then circuit open
+    assert float(metrics.split("\nfoggen_outbox_depth ")[1].split()[0]) >= 1
     logged = {entry["id"] for entry in read_log(log_path)}
     assert set(acked) <= logged
     queued = {i for i, record in acked.items() if record["escalation"] == "queued"}
@@ -124,6 +127,8 @@ def test_kill_9_under_load_loses_no_acknowledged_decision(
         body = {"question": "2 + 2 = ?", "choices": ["3", "4"], "id": "after-restart"}
         assert requests.post(f"{service.url}/v1/answer", json=body, timeout=60).status_code == 200
         wait_for(lambda: _readyz(service.url)["cloud"]["outbox_pending"] == 0)
+        metrics = requests.get(f"{service.url}/metrics", timeout=30).text
+    assert 'answer_source="cloud",escalation="sent",route="cloud"} 1.0' in metrics
     ids = [entry["id"] for entry in read_log(log_path)]
     assert set(acked) <= set(ids) and ids[-1] == "after-restart"
     with sqlite3.connect(outbox_path) as db:
