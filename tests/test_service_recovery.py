@@ -134,3 +134,16 @@ def test_kill_9_under_load_loses_no_acknowledged_decision(
     with sqlite3.connect(outbox_path) as db:
         statuses = dict(db.execute("SELECT record_id, status FROM outbox").fetchall())
     assert all(statuses[i] == "answered" for i in queued)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux /dev/full")
+def test_a_full_disk_is_a_503_never_an_unlogged_200(
+    cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {**cli_env, "FOGGEN_DECISION_LOG": "/dev/full"}  # every write: ENOSPC
+    with serve(env=env, log_dir=tmp_path) as service:
+        body = {"question": "2 + 2 = ?", "choices": ["3", "4"]}
+        reply = requests.post(f"{service.url}/v1/answer", json=body, timeout=60)
+        assert reply.status_code == 503 and reply.json()["error_kind"] == "decision_log"
+        assert "disk" in reply.json()["error"]
+        assert requests.get(f"{service.url}/healthz", timeout=10).status_code == 200
