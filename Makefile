@@ -3,13 +3,13 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 comma := ,
-EXTRAS ?= test,train,convert,dev,bench
+EXTRAS ?= test,train,convert,dev,bench,serve
 INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 BENCH_HF ?= .cache/bench/hf-embedded
 BENCH_ARGS ?=
 
-.PHONY: install test test-fast demo bench latency reference parity fault-matrix escalation-latency calibration lint clean
+.PHONY: install test test-fast demo bench latency reference parity fault-matrix escalation-latency serve serve-load calibration lint clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,7 @@ demo: install  ## answer a few bundled questions with the embedded model, show t
 
 bench: install  ## the card's table, calibration, tau sweep, speed vs grammar/free/transformers (~10 min)
 	$(BIN)/foggen model fetch
+	mkdir -p $(dir $(BENCH_HF))
 	test -f $(BENCH_HF)/config.json || $(BIN)/foggen convert \
 		--from-gguf "$$($(BIN)/foggen model info --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["path"])')" \
 		--to-hf $(BENCH_HF)
@@ -50,6 +51,12 @@ fault-matrix: install  ## every cloud failure case against a fault-injecting ser
 
 escalation-latency: install  ## what an escalation to the simulated cloud adds, >= 50 questions
 	$(BIN)/python -m benchmarks.escalation_latency
+
+serve: install  ## the kiosk HTTP service on 127.0.0.1:8080 (FOGGEN_API_TOKEN for a token)
+	$(BIN)/foggen serve
+
+serve-load: install  ## 8 clients on loopback for 60 s against foggen serve (reports/service-load.json)
+	$(BIN)/python -m benchmarks.service_load
 
 calibration: install  ## fit the calibrator on calib, measure every routing signal on eval
 	$(BIN)/python -m benchmarks.calibration_report

@@ -30,6 +30,7 @@ def _version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     from edge_runtime.config import RuntimeConfig, add_config_arguments
+    from edge_runtime.service.cli import add_serve_command
 
     parser = argparse.ArgumentParser(
         prog="foggen",
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     from benchmarks.bench.cli import add_bench_commands
 
     add_bench_commands(commands)
+    add_serve_command(commands)
     from benchmarks.calibrator_cli import add_calibrator_commands
 
     add_calibrator_commands(commands)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench.config import SIGNALS
 from benchmarks.data import DOMAINS, SPLITS
 
 
@@ -39,10 +40,16 @@ def add_bench_commands(commands: Any) -> None:
         action="append",
         default=None,
         metavar="GGUF",
-        help="model to bench; repeat to compare (default: the usual selection)",
+        help="GGUF path, hf://..., or 'embedded'; repeat to compare (default: the usual selection)",
     )
     bench.add_argument("--out", type=Path, default=Path("reports/bench"), help="output folder")
-    bench.add_argument("--tau", type=float, default=0.5, help="tau of the card table (bucket)")
+    bench.add_argument("--tau", type=float, default=0.5, help="tau of the card table (default 0.5)")
+    bench.add_argument(
+        "--signal",
+        default="bucket",
+        choices=SIGNALS,
+        help="the card table's routing signal (default bucket, the card's)",
+    )
     bench.add_argument(
         "--small",
         type=int,
@@ -118,6 +125,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         small_per_domain=args.small,
         split=args.split,
         tau=args.tau,
+        signal=args.signal,
         out=args.out,
         cloud=_cloud_config(args),
         hf_checkpoint=args.hf_checkpoint,

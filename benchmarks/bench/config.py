@@ -9,6 +9,7 @@ from benchmarks.data import DOMAINS, SPLITS
 from cloud_client.config import CloudConfig
 
 DEFAULT_PER_DOMAIN = 50  # the default run's accuracy subset: 350 questions, ~2 min of edge passes
+SIGNALS = ("bucket", "bucket_expectation", "letter", "calibrated")  # routing scores a bench reads
 SMALL_PER_DOMAIN = 3  # grammar, free and transformers: long law/medical/Kazakh prompts are slow
 
 
@@ -18,12 +19,13 @@ class BenchConfigError(ValueError):
 
 @dataclass(frozen=True)
 class BenchConfig:
-    models: tuple[str | None, ...] = (None,)  # None: the usual model selection (embedded default)
+    models: tuple[str | None, ...] = (None,)  # None: the usual selection; "embedded"; a GGUF ref
     domains: tuple[str, ...] = DOMAINS
     per_domain: int | None = DEFAULT_PER_DOMAIN  # None: every eval question (--full)
     small_per_domain: int = SMALL_PER_DOMAIN
     split: str = "eval"  # calib: choose taus without touching eval
     tau: float = 0.5
+    signal: str = "bucket"  # the card table's routing signal (tau is on its scale)
     out: Path = Path("reports/bench")
     cloud: CloudConfig | None = None  # None or no URL: the simulated cloud (labelled)
     hf_checkpoint: Path | None = None  # the transformers baseline's checkpoint
@@ -45,6 +47,8 @@ class BenchConfig:
             raise BenchConfigError("--limit must be a positive number of questions per domain")
         if self.small_per_domain < 0:
             raise BenchConfigError("--small must be >= 0")
+        if self.signal not in SIGNALS:
+            raise BenchConfigError(f"--signal must be one of {', '.join(SIGNALS)}")
         if not 0.0 <= self.tau <= 1.0:
             raise BenchConfigError(f"--tau must be in [0, 1], got {self.tau}")
         if self.threads <= 0:

@@ -29,8 +29,6 @@ from edge_runtime.runtime import EdgeRuntime
 
 log = logging.getLogger(__name__)
 
-SIGNALS = ("bucket", "bucket_expectation", "letter", "calibrated")
-
 
 @dataclass(frozen=True)
 class Outcome:

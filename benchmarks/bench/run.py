@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench import speed, tables
-from benchmarks.bench.config import BenchConfig
+from benchmarks.bench.config import BenchConfig, BenchConfigError
 from benchmarks.bench.markdown import render
 from benchmarks.bench.outcomes import Cloud, cloud_pass, combine, edge_pass, open_cloud
 from benchmarks.bench.plots import plots_available, write_plots
@@ -30,6 +30,7 @@ from edge_runtime.runtime import EdgeRuntime
 log = logging.getLogger(__name__)
 
 FORMAT = "foggen-bench"
+EMBEDDED = "embedded"  # --model embedded: the embedded default even when FOGGEN_MODEL is set
 VERSION = 1
 
 
@@ -85,7 +86,7 @@ def _header(
             "small_per_domain": config.small_per_domain,
             "n_small": len(small),
             "tau": config.tau,
-            "card_signal": "bucket",
+            "card_signal": config.signal,
             "split": config.split,
             "mode": "fast",
         },
@@ -109,7 +110,9 @@ def _bench_model(
     *,
     home: Path | None,
 ) -> dict[str, Any]:
-    runtime_config = replace(RuntimeConfig.from_env(), model=spec, n_threads=config.threads)
+    usual = RuntimeConfig.from_env()  # spec None: the usual selection (FOGGEN_MODEL or embedded)
+    model = usual.model if spec is None else (None if spec == EMBEDDED else spec)
+    runtime_config = replace(usual, model=model, n_threads=config.threads)
     started = time.perf_counter()
     runtime = EdgeRuntime.load(runtime_config, home=home)
     load_ms = (time.perf_counter() - started) * 1000.0
@@ -118,9 +121,9 @@ def _bench_model(
         edge = edge_pass(runtime, questions, progress=config.progress)
         wall = time.perf_counter() - started
         outcomes = combine(questions, edge, cloud_letters)
-        result = _model_info(runtime, spec, load_ms)
-        result.update(_routing_numbers(outcomes, config.tau))
-        result["speed"] = _speed(config, runtime, outcomes, wall, small, spec)
+        result = _model_info(runtime, model, load_ms)
+        result.update(_routing_numbers(outcomes, config.signal, config.tau))
+        result["speed"] = _speed(config, runtime, outcomes, wall, small, model)
         result["format_compliance"] = speed.compliance(result["speed"].pop("rows"))
         result["questions"] = [o.to_dict() for o in outcomes]
     finally:
@@ -141,9 +144,13 @@ def _model_info(runtime: EdgeRuntime, spec: str | None, load_ms: float) -> dict[
     }
 
 
-def _routing_numbers(outcomes: list[Any], tau: float) -> dict[str, Any]:
+def _routing_numbers(outcomes: list[Any], signal: str, tau: float) -> dict[str, Any]:
+    if all(o.score(signal) is None for o in outcomes):
+        raise BenchConfigError(
+            f"no {signal!r} scores for this model (calibrated: run 'foggen calibrator fit')"
+        )
     return {
-        "card": tables.card_table(outcomes, signal="bucket", tau=tau),
+        "card": tables.card_table(outcomes, signal=signal, tau=tau),
         "calibration": tables.calibration(outcomes),
         "operating_points": tables.operating_points(outcomes),
         "sweeps": tables.sweeps(outcomes),
@@ -192,6 +199,6 @@ def _label_models(models: list[dict[str, Any]]) -> None:
     """A short, unique label per model: 'embedded' or the file name."""
     seen: dict[str, int] = {}
     for model in models:
-        label = "embedded" if model["spec"] is None else Path(model["path"]).stem
+        label = EMBEDDED if model["spec"] is None else Path(model["path"]).stem
         seen[label] = seen.get(label, 0) + 1
         model["label"] = label if seen[label] == 1 else f"{label}#{seen[label]}"

@@ -11,7 +11,8 @@ from dataclasses import asdict
 from typing import Any
 
 from benchmarks import metrics
-from benchmarks.bench.outcomes import SIGNALS, Outcome
+from benchmarks.bench.config import SIGNALS
+from benchmarks.bench.outcomes import Outcome
 
 MEAN = "mean"
 

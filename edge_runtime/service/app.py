@@ -1,0 +1,274 @@
+"""The FastAPI app: ``POST /v1/answer``, ``GET /healthz``, ``/readyz``, ``/metrics``.
+
+``create_app(config, loader)`` takes a loader (a callable that returns a loaded, warm
+``EdgeRuntime``) rather than a runtime, so the model loads in a background thread after start:
+``/healthz`` answers at once and ``/readyz`` turns 200 when the model is warm. Every error is a
+JSON ``{"error_kind", "error"}`` body; malformed input is a 4xx, never a 5xx.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from edge_runtime.config import Signal
+from edge_runtime.errors import ConfigError, EdgeRuntimeError, InvalidQuestionError
+from edge_runtime.question import Question, make_question
+from edge_runtime.record import DecisionRecord
+from edge_runtime.runtime import EdgeRuntime
+from edge_runtime.service.admission import Admission
+from edge_runtime.service.background import ModelState, OutboxFlusher, start_loading
+from edge_runtime.service.config import ServiceConfig
+from edge_runtime.service.decision_log import DecisionLog
+from edge_runtime.service.errors import (
+    BadJSONError,
+    BadRequestError,
+    BodyTooLargeError,
+    DecisionLogError,
+    NotReadyError,
+    ServiceError,
+    UnauthorizedError,
+)
+from edge_runtime.service.metrics import ServiceMetrics
+
+log = logging.getLogger(__name__)
+
+MAX_LABEL_CHARS = 256  # id and domain
+
+
+class AnswerRequest(BaseModel):
+    """Types only; the question's own limits are checked by ``make_question``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    question: str
+    choices: list[str]
+    id: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
+    domain: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
+    tau: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
+    signal: Signal | None = None
+
+
+def parse_answer_request(body: bytes) -> AnswerRequest:
+    try:
+        return AnswerRequest.model_validate_json(body)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False, include_context=False)
+        details: list[dict[str, object]] = [
+            {"loc": list(e["loc"]), "type": e["type"], "msg": e["msg"]} for e in errors
+        ]
+        if any(e["type"] == "json_invalid" for e in errors) or not errors:
+            raise BadJSONError("the body is not valid JSON", details=details) from exc
+        raise BadRequestError("the request does not match the schema", details=details) from exc
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 beyond ``limit`` bytes (declared or actually sent)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise BodyTooLargeError(limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BodyTooLargeError(limit)
+    return bytes(body)
+
+
+def error_response(exc: EdgeRuntimeError, status: int) -> JSONResponse:
+    content: dict[str, Any] = {"error_kind": exc.kind, "error": str(exc)}
+    if isinstance(exc, BadRequestError) and exc.details:
+        content["details"] = exc.details[:20]
+    return JSONResponse(content, status_code=status, headers=getattr(exc, "headers", None))
+
+
+class RequestMetrics:
+    """Pure ASGI middleware: count every HTTP response by endpoint and status, time it."""
+
+    def __init__(self, app: ASGIApp, metrics: ServiceMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            seconds = time.perf_counter() - started
+            self.metrics.observe_request(scope["path"], status, seconds)
+
+
+class Service:
+    """Everything one app instance owns; built by :func:`create_app`."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        loader: Callable[[], EdgeRuntime],
+        on_fatal: Callable[[], None],
+    ) -> None:
+        self.config = config
+        self.loader = loader
+        self.on_fatal = on_fatal
+        self.state = ModelState()
+        self.metrics = ServiceMetrics()
+        self.admission = Admission(queue_size=config.queue_size, retry_after=config.retry_after)
+        self.metrics.queue_depth.set_function(lambda: self.admission.admitted)
+        self.decision_log: DecisionLog | None = None
+
+    def check_token(self, request: Request) -> None:
+        if self.config.api_token is None:
+            return
+        given = request.headers.get("authorization", "").encode("utf-8", "surrogateescape")
+        wanted = f"Bearer {self.config.api_token}".encode()
+        if not hmac.compare_digest(given, wanted):
+            raise UnauthorizedError()
+
+    def runtime(self) -> EdgeRuntime:
+        if self.state.runtime is None:
+            raise NotReadyError(self.config.retry_after)
+        return self.state.runtime
+
+    def answer_and_log(self, request: AnswerRequest, question: Question) -> DecisionRecord:
+        """On an answering thread: the decision, then its log line on disk (fsync)."""
+        record = self.runtime().answer(question, tau=request.tau, signal=request.signal)
+        assert self.decision_log is not None  # opened before the app serves
+        try:
+            self.decision_log.append(record, question)
+        except OSError as exc:
+            log.error("decision %s not logged: %s", record.id, exc)
+            raise DecisionLogError(exc.strerror or str(exc)) from exc
+        return record
+
+    @asynccontextmanager
+    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
+        config = self.config
+        self.decision_log = DecisionLog(
+            config.decision_log_path(), max_bytes=config.log_max_bytes, keep=config.log_keep,
+            questions=config.log_questions,
+        )  # fmt: skip
+        loading = start_loading(
+            self.state, self.loader, on_loaded=self._loaded, on_fatal=self.on_fatal
+        )
+        flusher = OutboxFlusher(self.state, interval=config.flush_interval)
+        flusher.start()
+        try:
+            yield
+        finally:  # uvicorn has stopped accepting and finished the in-flight requests
+            flusher.stop()
+            self.admission.shutdown()
+            loading.join()
+            self.decision_log.close()
+            self._close_runtime()
+
+    def _loaded(self, runtime: EdgeRuntime) -> None:
+        self.metrics.model_loaded(runtime, lambda: float(self.state.outbox_pending() or 0))
+
+    def _close_runtime(self) -> None:
+        runtime = self.state.runtime
+        if runtime is None:
+            return
+        if runtime.escalator is not None:
+            runtime.escalator.close()
+        runtime.close()
+        log.info("runtime closed")
+
+
+def create_app(
+    config: ServiceConfig,
+    loader: Callable[[], EdgeRuntime],
+    *,
+    on_fatal: Callable[[], None] = lambda: None,
+) -> FastAPI:
+    """The app; ``on_fatal`` is called (from the loading thread) if the model fails to load."""
+    service = Service(config, loader, on_fatal)
+    app = FastAPI(
+        title="FogGen Edge",
+        lifespan=service.lifespan,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.service = service
+    app.add_middleware(RequestMetrics, metrics=service.metrics)
+    _add_error_handlers(app)
+    _add_routes(app, service)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return error_response(exc, exc.status)
+
+    @app.exception_handler(InvalidQuestionError)
+    async def invalid_question(request: Request, exc: InvalidQuestionError) -> JSONResponse:
+        return error_response(exc, 422)
+
+    @app.exception_handler(ConfigError)
+    async def config_error(request: Request, exc: ConfigError) -> JSONResponse:
+        return error_response(exc, 400)
+
+    @app.exception_handler(EdgeRuntimeError)
+    async def runtime_error(request: Request, exc: EdgeRuntimeError) -> JSONResponse:
+        log.error("%s failed: %s", request.url.path, exc)
+        return error_response(exc, 500)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s failed unexpectedly", request.url.path)
+        return JSONResponse({"error_kind": "internal", "error": "internal error"}, 500)
+
+
+def _add_routes(app: FastAPI, service: Service) -> None:
+    authorized = [Depends(service.check_token)]
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        state = service.state
+        ready = state.runtime is not None
+        status = "ready" if ready else ("failed" if state.error_kind else "loading")
+        content = {
+            "status": status,
+            "cloud": {"breaker": state.breaker_state(), "outbox_pending": state.outbox_pending()},
+        }
+        return JSONResponse(content, status_code=200 if ready else 503)
+
+    @app.get("/metrics", dependencies=authorized)
+    async def metrics() -> Response:
+        return Response(service.metrics.render(), media_type=service.metrics.content_type)
+
+    @app.post("/v1/answer", dependencies=authorized)
+    async def answer(request: Request) -> JSONResponse:
+        body = await read_body(request, service.config.max_body_bytes)
+        parsed = parse_answer_request(body)
+        service.runtime()  # 503 while loading, before any work
+        question = make_question(
+            parsed.question, parsed.choices, id=parsed.id, domain=parsed.domain
+        )
+        record = await service.admission.run(lambda: service.answer_and_log(parsed, question))
+        service.metrics.observe_decision(record)
+        return JSONResponse(record.to_dict())

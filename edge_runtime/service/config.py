@@ -1,0 +1,125 @@
+"""Service settings: one frozen dataclass, flags > environment > defaults (as RuntimeConfig).
+
+The bearer token comes from ``FOGGEN_API_TOKEN`` only (a flag would show up in ``ps``); it is
+left out of ``repr`` and never logged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from edge_runtime.config import _opt, _positive_int, build_config
+from edge_runtime.errors import ConfigError
+
+DECISION_LOG_FILENAME = "decisions.jsonl"
+
+
+class QuestionLogging(str, Enum):
+    FULL = "full"  # question and options as asked
+    REDACT = "redact"  # e-mails, phone and card numbers replaced (as before a cloud call)
+    OMIT = "omit"  # no question text in the log at all
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise ValueError(f"must be 0..65535 (0: any free port), got {value}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError(f"must be 0 or more, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    host: str = _opt(
+        "FOGGEN_HOST", "address to bind (loopback unless another is asked for)", "127.0.0.1", str
+    )
+    port: int = _opt("FOGGEN_PORT", "TCP port (0: any free port, printed at start)", 8080, _port)
+    api_token: str | None = field(
+        default=None,
+        repr=False,
+        metadata={
+            "env": "FOGGEN_API_TOKEN",
+            "help": "bearer token required on /v1/* and /metrics",
+            "parse": str,
+            "env_only": True,
+        },
+    )
+    queue_size: int = _opt(
+        "FOGGEN_QUEUE_SIZE",
+        "requests that may wait for the model behind the one it answers; more get 429",
+        4,
+        _count,
+    )
+    max_body_bytes: int = _opt(
+        "FOGGEN_MAX_BODY_BYTES", "largest request body in bytes; larger gets 413", 262_144,
+        _positive_int,
+    )  # fmt: skip
+    retry_after: int = _opt(
+        "FOGGEN_RETRY_AFTER", "seconds a 429 or a not-ready 503 asks the client to wait", 1,
+        _positive_int,
+    )  # fmt: skip
+    decision_log: str | None = _opt(
+        "FOGGEN_DECISION_LOG",
+        f"decision log (JSON Lines); unset: $FOGGEN_HOME/{DECISION_LOG_FILENAME}, else "
+        f"$XDG_DATA_HOME/foggen/{DECISION_LOG_FILENAME}",
+        None,
+        str,
+    )
+    log_max_bytes: int = _opt(
+        "FOGGEN_LOG_MAX_BYTES", "rotate the decision log beyond this size", 10_000_000,
+        _positive_int,
+    )  # fmt: skip
+    log_keep: int = _opt(
+        "FOGGEN_LOG_KEEP", "rotated decision logs kept (older ones are deleted)", 5, _count
+    )
+    log_questions: QuestionLogging = _opt(
+        "FOGGEN_LOG_QUESTIONS",
+        "question text in the decision log: full | redact | omit",
+        QuestionLogging.REDACT,
+        QuestionLogging,
+    )
+    flush_interval: float = _opt(
+        "FOGGEN_FLUSH_INTERVAL",
+        "seconds between background outbox flushes (when a cloud is configured)",
+        60.0,
+        float,
+    )
+    shutdown_timeout: float = _opt(
+        "FOGGEN_SHUTDOWN_TIMEOUT",
+        "seconds SIGTERM waits for in-flight requests before closing them",
+        30.0,
+        float,
+    )
+
+    def __post_init__(self) -> None:
+        if not self.host.strip():
+            raise ConfigError("--host must not be empty - e.g. 127.0.0.1")
+        if self.api_token is not None and not self.api_token.strip():
+            raise ConfigError("FOGGEN_API_TOKEN is blank - unset it or give a real token")
+        for name in ("flush_interval", "shutdown_timeout"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceConfig:
+        return build_config(cls, flags={}, env=os.environ if env is None else env)
+
+    def decision_log_path(self, env: Mapping[str, str] | None = None) -> Path:
+        """The configured path, else beside the outbox (user data, not cache)."""
+        if self.decision_log:
+            return Path(self.decision_log).expanduser()
+        env = os.environ if env is None else env
+        if env.get("FOGGEN_HOME"):
+            return Path(env["FOGGEN_HOME"]).expanduser() / DECISION_LOG_FILENAME
+        base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+        return Path(base).expanduser() / "foggen" / DECISION_LOG_FILENAME
