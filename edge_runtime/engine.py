@@ -157,6 +157,10 @@ class LlamaEngine:
         """Let a llama.cpp sampler chain pick (and accept) the next token from the last logits."""
         return int(_llama().llama_sampler_sample(sampler.handle, self._ctx, -1))
 
+    def forget_after(self, n_tokens: int) -> None:
+        """Keep at most the first ``n_tokens`` of the cache (the rest is evaluated anew)."""
+        self._truncate(max(0, n_tokens))
+
     def _truncate(self, keep: int) -> None:
         if keep >= len(self._cached):
             return

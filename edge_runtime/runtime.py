@@ -166,7 +166,12 @@ class EdgeRuntime:
             room = FAST_RESPONSE_TOKENS if mode is Mode.FAST else MAX_NEW_TOKENS
             if len(prompt) + room > self.engine.n_ctx:
                 raise PromptTooLongError(len(prompt), self.engine.n_ctx - room)
-            if not self.config.cache_prefix:
+            if self.config.cache_prefix:
+                # Reuse the system prompt only, never an earlier question's tokens: llama.cpp's
+                # quantized kernels give batch-shape-dependent logits, so a repeated question
+                # evaluated from its own cache would not get the same answer as the first time.
+                self.engine.forget_after(len(self._prefix))
+            else:
                 self.engine.reset()
             if mode is Mode.FAST:
                 result = decode_fast(self.engine, prompt, self._trie(schema))

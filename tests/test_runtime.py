@@ -139,3 +139,10 @@ def test_control_tokens_typed_in_a_question_stay_text(runtime: EdgeRuntime) -> N
     assert len(turn_tokens) == 2 and not turn_tokens & set(tokens[80:-5])
     assert tokens[-5:] == runtime.engine.tokenize("<end_of_turn>\n<start_of_turn>model\n")
     assert len(tokens) > len(runtime.prompt_tokens(make_question("Hi", ["a", "b"]))) + 5
+
+
+def test_asking_the_same_question_twice_gives_the_same_record(runtime: EdgeRuntime) -> None:
+    question = stratified(2, domains=("medical",))[1]
+    first, second = runtime.answer(question), runtime.answer(question)
+    assert (first.local_answer, first.confidence) == (second.local_answer, second.confidence)
+    assert first.letter_probs == second.letter_probs and first.bucket_probs == second.bucket_probs
