@@ -29,6 +29,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from converter.train_cli import add_training_commands
     from edge_runtime.config import RuntimeConfig, add_config_arguments
 
     parser = argparse.ArgumentParser(
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.set_defaults(handler=_cmd_model_fetch)
     _add_converter_commands(commands)
     _add_outbox_commands(commands)
+    add_training_commands(commands, model_commands)
     return parser
 
 
