@@ -54,7 +54,10 @@ def bench_gguf(
         RuntimeConfig(model=str(gguf), n_threads=config.threads, n_ctx=2048), home=home
     )
     started = time.perf_counter()
-    scores, local, cloud, letters = [], [], [], {}
+    scores: list[float | None] = []
+    local: list[bool] = []
+    cloud: list[bool] = []
+    letters: dict[str, int] = {}
     try:
         for q in tqdm(questions, desc="bench fast", unit="q", disable=not progress):
             result = runtime.run_edge(q, mode=Mode.FAST)

@@ -142,7 +142,7 @@ def load_for_training(checkpoint: str | Path, config: TrainConfig, device: str) 
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
     model = AutoModelForCausalLM.from_pretrained(
         str(checkpoint), dtype=dtype, attn_implementation="sdpa"
-    ).to(device)
+    ).to(device)  # type: ignore[arg-type]  # transformers' stubs: .to is a wrapped method
     lora = LoraConfig(
         r=config.r,
         lora_alpha=config.alpha,

@@ -9,13 +9,11 @@ import argparse
 import json
 import logging
 import os
-import sys
-from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
-EXIT_OK, EXIT_USAGE, EXIT_MODEL = 0, 2, 3
+EXIT_OK = 0
 _BOOL_FALSE = ("0", "false", "no")
 
 
@@ -42,6 +40,7 @@ def _config_from(args: argparse.Namespace, cls: type, prefix: str = "") -> Any:
 def add_training_commands(commands: Any, model_commands: Any) -> None:
     from converter.chain_bench import BenchConfig
     from converter.train import TrainConfig
+    from edge_runtime.cli import _converter_command as guard  # the converter's error mapping
 
     train = commands.add_parser(
         "train", help="LoRA SFT on FogGen-schema examples (needs the [train] extra)",
@@ -52,7 +51,7 @@ def add_training_commands(commands: Any, model_commands: Any) -> None:
     train.add_argument("examples", help="JSONL examples")
     train.add_argument("--out", required=True, help="adapter folder to write")
     _add_dataclass_flags(train, TrainConfig)
-    train.set_defaults(handler=_guard(_cmd_train))
+    train.set_defaults(handler=guard(_cmd_train))
 
     chain = commands.add_parser(
         "chain", help="the self-evolving chain: sample, label, SFT, merge, bench (resumable)"
@@ -68,7 +67,7 @@ def add_training_commands(commands: Any, model_commands: Any) -> None:
             _add_flag(chain, f.name, f.default)
     _add_dataclass_flags(chain, TrainConfig, prefix="train_")
     _add_dataclass_flags(chain, BenchConfig, prefix="bench_")
-    chain.set_defaults(handler=_guard(_cmd_chain))
+    chain.set_defaults(handler=guard(_cmd_chain))
 
     build = model_commands.add_parser(
         "build", help="rebuild a chain round's GGUF from the committed adapters (no torch)"
@@ -76,32 +75,13 @@ def add_training_commands(commands: Any, model_commands: Any) -> None:
     build.add_argument("--round", type=int, help="round number (default: the last published)")
     build.add_argument("--chain", default="models/chain", help="published adapters folder")
     build.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    build.set_defaults(handler=_guard(_cmd_build))
+    build.set_defaults(handler=guard(_cmd_build))
 
 
 def _add_flag(parser: argparse.ArgumentParser, name: str, default: Any) -> None:
     kind = type(default) if default is not None else str
     parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None, type=kind,
                         help=f"(default {default})")  # fmt: skip
-
-
-def _guard(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        from converter.errors import ConverterError, MissingExtraError
-
-        try:
-            return command(args)
-        except MissingExtraError as exc:
-            print(f"foggen: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-        except ConverterError as exc:
-            print(f"foggen: error: {exc}", file=sys.stderr)
-            return EXIT_MODEL
-        except ValueError as exc:
-            print(f"foggen: error: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-
-    return run
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
