@@ -6,7 +6,7 @@ comma := ,
 EXTRAS ?= test,train,convert,dev
 INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: install test test-fast demo latency reference parity fault-matrix escalation-latency lint clean
+.PHONY: install test test-fast demo latency reference parity fault-matrix escalation-latency train-speed chain-270m lint clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,15 @@ fault-matrix: install  ## every cloud failure case against a fault-injecting ser
 
 escalation-latency: install  ## what an escalation to the simulated cloud adds, >= 50 questions
 	$(BIN)/python -m benchmarks.escalation_latency
+
+train-speed: install  ## LoRA step time / peak RSS: LM head everywhere vs on the targets only
+	test -d .cache/base-hf || $(BIN)/foggen convert --from-gguf "$$($(BIN)/foggen model fetch --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["path"])')" --to-hf .cache/base-hf
+	nice -n 19 $(BIN)/python -m benchmarks.train_speed --checkpoint .cache/base-hf
+
+chain-270m: install  ## one real chain round on the 270M model (resumable: run it again to continue)
+	nice -n 19 $(BIN)/foggen --log-level INFO chain --work .cache/chain-270m --publish models/chain \
+		--report reports/chain-270m --rounds 1 --buffer 200 --n-samples 4 --group 8 \
+		--bench-per-domain 20 --bench-free-per-domain 3
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy edge_runtime benchmarks cloud_client
