@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -28,16 +27,11 @@ from typing import Any
 
 from converter.chain_bench import BenchConfig
 from converter.chain_steps import STEPS, Context, file_sha256
-from converter.errors import ConverterError
 from converter.train import TrainConfig
 
 log = logging.getLogger(__name__)
 
 Hook = Callable[[int, str], None]  # (round, step) before each step runs (tests interrupt here)
-
-
-class ChainError(ConverterError, RuntimeError):
-    kind = "chain"
 
 
 @dataclass(frozen=True)
@@ -131,8 +125,4 @@ class Chain:
         self.ctx.save_manifest(r, manifest)
 
 
-def remove_work(work: Path) -> None:
-    shutil.rmtree(work, ignore_errors=True)
-
-
-__all__ = ["Chain", "ChainConfig", "ChainError", "file_sha256"]
+__all__ = ["Chain", "ChainConfig", "file_sha256"]

@@ -2,10 +2,10 @@
 
 The embedded base GGUF is dequantized with gguf (``converter.to_hf``: the chain's own start),
 each published adapter is merged in order in numpy (``converter.lora.merge_checkpoint``, the
-chain's own merge, bf16 between rounds as in the chain), the result is exported to F32 GGUF and
-quantized to Q4_K_M with llama.cpp. Proof of identity: the F32 GGUF's sha256 must equal the one
-the chain recorded for the checkpoint it trained and benched (so every tensor is bit-equal, a
-stricter bar than the converter's verify); the Q4_K_M hash is compared too.
+chain's own merge, kept in F32 between rounds as in the chain), the result is exported to F32
+GGUF and quantized to Q4_K_M with llama.cpp. Proof of identity: the F32 GGUF's sha256 must
+equal the one the chain recorded for the checkpoint it trained and benched (so every tensor is
+bit-equal, a stricter bar than the converter's verify); the Q4_K_M hash is compared too.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ def build_round(
         current = gguf_to_hf(base, Path(tmp) / round_name(0), progress=False)
         for r in range(n + 1):
             merged = merge_checkpoint(
-                current, chain_dir / round_name(r), Path(tmp) / round_name(r + 1)
+                current, chain_dir / round_name(r), Path(tmp) / round_name(r + 1), dtype="F32"
             )
             shutil.rmtree(current)
             current = merged

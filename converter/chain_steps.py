@@ -219,7 +219,8 @@ def step_merge(ctx: Context, r: int) -> dict[str, Any]:
     from converter.lora import merge_checkpoint
 
     out = _fresh(ctx.checkpoint(r + 1))
-    merge_checkpoint(ctx.checkpoint(r), ctx.round_dir(r) / "adapter", out)
+    # F32: a LoRA update is often below bf16's resolution of the weight it is added to
+    merge_checkpoint(ctx.checkpoint(r), ctx.round_dir(r) / "adapter", out, dtype="F32")
     return {"checkpoint": str(out), "sha256": file_sha256(out / "model.safetensors")}
 
 
