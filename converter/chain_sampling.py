@@ -36,6 +36,13 @@ def _row(q: Question, samples: Samples) -> str:
     )
 
 
+def _complete(line: str) -> bool:
+    try:
+        return isinstance(json.loads(line), dict)
+    except ValueError:
+        return False
+
+
 def _timed(sampler: SelfSampler, questions: list[Question]) -> tuple[list[Samples], float]:
     started = time.perf_counter()
     out = [s for group in sampler.groups(questions) for s in sampler.sample(group)]
@@ -50,7 +57,7 @@ def sample_buffer(ctx: Context, r: int, model: Path, buffer: list[Question]) -> 
     path = ctx.round_dir(r) / "samples.jsonl"
     done = set()
     if path.is_file():
-        lines = [line for line in path.read_text().splitlines() if line.strip()]
+        lines = [line for line in path.read_text().splitlines() if _complete(line)]
         path.write_text("".join(line + "\n" for line in lines))  # drop a torn last line
         done = {json.loads(line)["id"] for line in lines}
     todo = [q for q in buffer if q.id not in done]

@@ -110,3 +110,30 @@ def test_build_refuses_another_base(tiny_gguf: Path, tmp_path: Path, model_path:
     (round_dir / "manifest.json").write_text(json.dumps({"steps": {"start": start}}))
     with pytest.raises(ChainBuildError, match="did not start from"):
         build_round(tmp_path / "chain", 0, home=tmp_path / "home", base_gguf=model_path)
+
+
+def test_sampling_resumes_after_the_last_finished_group(tiny_gguf: Path, tmp_path: Path) -> None:
+    from converter.chain_sampling import sample_buffer
+    from converter.chain_steps import Context
+
+    config = _config(tiny_gguf)
+    ctx = Context(tmp_path, config, None, False)
+    buffer = select_buffer(0, 4)
+    done = json.dumps({"id": buffer[0].id, "samples": ["0.0/A"] * 3, "fraction_correct": 0.0})
+    (ctx.round_dir(0) / "samples.jsonl").write_text(done + "\n" + '{"id": "torn')
+    result = sample_buffer(ctx, 0, tiny_gguf, buffer)
+    rows = [json.loads(x) for x in (ctx.round_dir(0) / "samples.jsonl").read_text().splitlines()]
+    assert result["resumed_after"] == 1
+    assert [r["id"] for r in rows] == [q.id for q in buffer]  # the torn line is gone
+    assert rows[0]["samples"] == ["0.0/A"] * 3  # kept, not sampled again
+
+
+def test_chain_model_reference(tmp_path: Path) -> None:
+    from edge_runtime.errors import ModelNotFoundError
+    from edge_runtime.models import chain_model_path, resolve_model
+
+    with pytest.raises(ModelNotFoundError, match="foggen model build"):
+        resolve_model("chain:3", home=tmp_path)
+    with pytest.raises(ValueError, match="chain:N"):
+        chain_model_path("chain:x", home=tmp_path)
+    assert chain_model_path("chain:3", home=tmp_path).name == "chain-03-q4_k_m.gguf"
