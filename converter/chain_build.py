@@ -66,7 +66,9 @@ def build_round(
             f"this chain did not start from {base} (it started from {start.get('base')}) - "
             "pass the GGUF it started from"
         )
-    expected = _manifest(chain_dir, n)["steps"]["export"]
+    expected = _manifest(chain_dir, n)["steps"].get("export")
+    if expected is None:
+        raise ChainBuildError(f"round {n} in {chain_dir} has no export step - let the chain finish")
     out = chain_model_path(f"chain:{n}", home=home)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="foggen-build-", dir=out.parent) as tmp:
