@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 BENCH_HF ?= .cache/bench/hf-embedded
 BENCH_ARGS ?=
 
-.PHONY: install test test-fast demo bench latency reference parity fault-matrix escalation-latency serve serve-load calibration lint clean
+.PHONY: install test test-fast demo bench latency reference parity fault-matrix escalation-latency serve serve-load calibration train-speed chain-270m lint clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -60,6 +60,15 @@ serve-load: install  ## 8 clients on loopback for 60 s against foggen serve (rep
 
 calibration: install  ## fit the calibrator on calib, measure every routing signal on eval
 	$(BIN)/python -m benchmarks.calibration_report
+
+train-speed: install  ## LoRA step time / peak RSS: LM head everywhere vs on the targets only
+	test -d .cache/base-hf || $(BIN)/foggen convert --from-gguf "$$($(BIN)/foggen model fetch --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["path"])')" --to-hf .cache/base-hf
+	nice -n 19 $(BIN)/python -m benchmarks.train_speed --checkpoint .cache/base-hf
+
+chain-270m: install  ## one real chain round on the 270M model (resumable: run it again to continue)
+	nice -n 19 $(BIN)/foggen --log-level INFO chain --work .cache/chain-270m --publish models/chain \
+		--report reports/chain-270m --rounds 1 --buffer 200 --n-samples 4 --group 8 \
+		--bench-per-domain 20 --bench-free-per-domain 3
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy edge_runtime benchmarks cloud_client

@@ -160,3 +160,34 @@ def load_adapter(directory: str | Path, checkpoint: Checkpoint) -> LoraAdapter:
     if not adapter.modules and not adapter.replacements:
         raise AdapterError(f"{weights} holds no LoRA weights")
     return adapter
+
+
+def merge_checkpoint(
+    source: str | Path, adapter: str | Path, out_dir: str | Path, *, dtype: str = "BF16"
+) -> Path:
+    """Write ``source`` with ``adapter`` merged (float32 sum, stored as ``dtype``) to a new
+    checkpoint folder: the same config and tokenizer files, one ``model.safetensors``."""
+    import shutil
+
+    from converter.checkpoint import open_checkpoint
+    from converter.errors import OutputError
+    from converter.safetensors_io import write_safetensors
+
+    checkpoint = open_checkpoint(source)
+    lora = load_adapter(adapter, checkpoint)
+    out_dir = Path(out_dir)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=False)
+        for path in checkpoint.directory.iterdir():
+            if (
+                path.is_file()
+                and not path.name.endswith(".safetensors")
+                and path.name != ("model.safetensors.index.json")
+            ):
+                shutil.copy(path, out_dir / path.name)
+        tensors = ((name, lora.merged(name, w)) for name, w in checkpoint.tensors())
+        write_safetensors(out_dir / "model.safetensors", tensors, dtype=dtype)
+    except OSError as exc:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise OutputError(f"cannot write the merged checkpoint {out_dir}: {exc}") from exc
+    return out_dir

@@ -29,6 +29,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from converter.train_cli import add_training_commands
     from edge_runtime.config import RuntimeConfig, add_config_arguments
     from edge_runtime.service.cli import add_serve_command
 
@@ -85,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     from benchmarks.calibrator_cli import add_calibrator_commands
 
     add_calibrator_commands(commands)
+    add_training_commands(commands, model_commands)
     return parser
 
 

@@ -31,6 +31,7 @@ class EngineSettings:
     n_ctx: int
     n_threads: int
     n_batch: int
+    n_seq_max: int = 1  # > 1: parallel sequences in one unified KV cache (fork_logits)
 
 
 def _llama():  # noqa: ANN202 - the module, imported lazily
@@ -73,7 +74,8 @@ class LlamaEngine:
         ctx_params.n_ctx = settings.n_ctx
         ctx_params.n_batch = settings.n_batch
         ctx_params.n_ubatch = settings.n_batch
-        ctx_params.n_seq_max = 1
+        ctx_params.n_seq_max = settings.n_seq_max
+        ctx_params.kv_unified = settings.n_seq_max > 1  # a shared prompt is stored once
         ctx_params.n_threads = settings.n_threads
         ctx_params.n_threads_batch = settings.n_threads
         ctx_params.swa_full = True  # keep the prefix in sliding-window layers so it can be reused
@@ -86,7 +88,7 @@ class LlamaEngine:
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
         self.bos = llama_cpp.llama_vocab_bos(self._vocab)
-        self._batch = llama_cpp.llama_batch_init(settings.n_batch, 0, 1)
+        self._batch = llama_cpp.llama_batch_init(settings.n_batch, 0, settings.n_seq_max)
         self._cached: list[int] = []  # the tokens whose KV state the context holds
         self.n_decoded = 0  # tokens evaluated since load (for benchmarks)
 
@@ -160,6 +162,56 @@ class LlamaEngine:
     def forget_after(self, n_tokens: int) -> None:
         """Keep at most the first ``n_tokens`` of the cache (the rest is evaluated anew)."""
         self._truncate(max(0, n_tokens))
+
+    def fork_logits(
+        self, trunks: Sequence[Sequence[int]], branches: Sequence[Sequence[Sequence[int]]]
+    ) -> list[list[np.ndarray]]:
+        """Many continuations of many prompts in parallel sequences, in as few decodes as fit.
+
+        For each trunk i: ``[logits after trunk_i, logits after trunk_i + b for b in
+        branches[i]]`` (copies). Each branch is its own sequence; trunk tokens belong to all
+        sequences of their trunk and the prefix common to every trunk to all sequences, so a
+        shared system prompt is evaluated once. Needs ``n_seq_max`` >= the number of branches
+        (at least one per trunk); the cache is cleared before and after.
+        """
+        plan = _fork_plan(trunks, branches)
+        if plan.n_seqs > self.settings.n_seq_max:
+            raise EngineError(f"{plan.n_seqs} sequences exceed n_seq_max={self.settings.n_seq_max}")
+        if len(plan.tokens) > self.n_ctx:
+            raise EngineError(f"{len(plan.tokens)} tokens exceed the context of {self.n_ctx}")
+        self.reset()
+        rows: dict[tuple[int, int], np.ndarray] = {}
+        try:
+            size = self.settings.n_batch
+            for start in range(0, len(plan.tokens), size):
+                self._decode_fork(plan, start, min(start + size, len(plan.tokens)), rows)
+        finally:
+            self.reset()
+        return [[rows[(i, j)] for j in range(len(branches[i]) + 1)] for i in range(len(trunks))]
+
+    def _decode_fork(
+        self, plan: _ForkPlan, start: int, stop: int, rows: dict[tuple[int, int], np.ndarray]
+    ) -> None:
+        llama_cpp = _llama()
+        batch = self._batch
+        batch.n_tokens = stop - start
+        for i in range(start, stop):
+            k = i - start
+            batch.token[k] = plan.tokens[i]
+            batch.pos[k] = plan.positions[i]
+            batch.n_seq_id[k] = len(plan.seqs[i])
+            for n, seq in enumerate(plan.seqs[i]):
+                batch.seq_id[k][n] = seq
+            batch.logits[k] = plan.outputs[i] is not None
+        status = llama_cpp.llama_decode(self._ctx, batch)
+        if status != 0:
+            raise EngineError(f"llama_decode failed with status {status}")
+        self.n_decoded += stop - start
+        for i in range(start, stop):
+            key = plan.outputs[i]
+            if key is not None:
+                pointer = llama_cpp.llama_get_logits_ith(self._ctx, i - start)
+                rows[key] = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).copy()
 
     def _truncate(self, keep: int) -> None:
         if keep >= len(self._cached):
@@ -255,6 +307,51 @@ class Sampler:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@dataclass
+class _ForkPlan:
+    """The flattened tokens of :meth:`LlamaEngine.fork_logits`, in a causal order."""
+
+    tokens: list[int]
+    positions: list[int]
+    seqs: list[list[int]]
+    outputs: list[tuple[int, int] | None]  # (trunk, 0 = trunk end | 1 + branch) to read
+    n_seqs: int
+
+
+def _fork_plan(
+    trunks: Sequence[Sequence[int]], branches: Sequence[Sequence[Sequence[int]]]
+) -> _ForkPlan:
+    if len(trunks) != len(branches) or not trunks or not all(trunks):
+        raise EngineError("fork_logits needs one non-empty trunk per branch list")
+    seq_ids: list[list[int]] = []
+    for bs in branches:
+        first = sum(len(s) for s in seq_ids)
+        seq_ids.append(list(range(first, first + max(1, len(bs)))))
+    shared = min(_common_prefix(trunks[0], t) for t in trunks)
+    shared = min(shared, min(len(t) for t in trunks) - 1)  # each trunk end must be evaluated
+    everyone = [s for ids in seq_ids for s in ids]
+    plan = _ForkPlan([], [], [], [], len(everyone))
+
+    def add(token: int, pos: int, seqs: list[int], out: tuple[int, int] | None) -> None:
+        plan.tokens.append(token)
+        plan.positions.append(pos)
+        plan.seqs.append(seqs)
+        plan.outputs.append(out)
+
+    for pos in range(shared):
+        add(trunks[0][pos], pos, everyone, None)
+    for i, trunk in enumerate(trunks):
+        for pos in range(shared, len(trunk)):
+            add(trunk[pos], pos, seq_ids[i], (i, 0) if pos == len(trunk) - 1 else None)
+        for j, branch in enumerate(branches[i]):
+            if not branch:
+                raise EngineError("fork_logits: a branch is empty")
+            for k, token in enumerate(branch):
+                last = k == len(branch) - 1
+                add(token, len(trunk) + k, [seq_ids[i][j]], (i, j + 1) if last else None)
+    return plan
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

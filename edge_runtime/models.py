@@ -24,6 +24,7 @@ from edge_runtime.errors import ModelNotFoundError, ModelUnavailableError
 log = logging.getLogger(__name__)
 
 HF_SCHEME = "hf://"
+CHAIN_SCHEME = "chain:"  # chain:N - the GGUF built by `foggen model build --round N`
 EMBEDDED_FILENAME = "gemma-3-270m-q4_k_m.gguf"
 STAMPS_FILENAME = "sha256-stamps.json"
 
@@ -32,6 +33,7 @@ class ModelSource(str, Enum):
     EMBEDDED = "embedded"
     PATH = "path"
     HUB = "hf"
+    CHAIN = "chain"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,11 @@ def resolve_model(reference: str | None, *, home: Path) -> ModelFile:
     if not reference:
         path = fetch_embedded(home=home)
         return ModelFile(path, file_sha256(path, home=home), ModelSource.EMBEDDED, "embedded")
+    if reference.startswith(CHAIN_SCHEME):
+        path = chain_model_path(reference, home=home)
+        if not path.is_file():
+            raise ModelNotFoundError(f"{path} (build it first: foggen model build --round N)")
+        return ModelFile(path, file_sha256(path, home=home), ModelSource.CHAIN, reference)
     if reference.startswith(HF_SCHEME):
         path = download_from_hub(HubReference.parse(reference))
         return ModelFile(path, file_sha256(path, home=home), ModelSource.HUB, reference)
@@ -72,6 +79,14 @@ def resolve_model(reference: str | None, *, home: Path) -> ModelFile:
     if not path.is_file():
         raise ModelNotFoundError(str(path))
     return ModelFile(path.resolve(), file_sha256(path, home=home), ModelSource.PATH, reference)
+
+
+def chain_model_path(reference: str, *, home: Path) -> Path:
+    """Where ``foggen model build`` puts the GGUF of ``chain:N``."""
+    number = reference[len(CHAIN_SCHEME) :]
+    if not number.isdigit():
+        raise ValueError(f"bad chain reference {reference!r} - expected chain:N, N a round number")
+    return home / "models" / f"chain-{int(number):02d}-q4_k_m.gguf"
 
 
 def download_from_hub(ref: HubReference) -> Path:

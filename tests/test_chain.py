@@ -1,0 +1,139 @@
+"""The whole chain end to end on a tiny random Gemma-3: 2 rounds, resume, publish, build."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from converter.chain_steps import select_buffer
+
+pytest.importorskip("torch")
+pytest.importorskip("peft")
+
+
+class Interrupted(Exception):
+    pass
+
+
+@pytest.fixture(scope="module")
+def tiny_gguf(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from converter.gguf_export import OutType, export_gguf
+
+    out = tmp_path_factory.mktemp("tiny-gguf") / "tiny.gguf"
+    return export_gguf(tiny_checkpoint, out, out_type=OutType.F32, progress=False)
+
+
+def _config(tiny_gguf: Path):  # noqa: ANN202 - a ChainConfig
+    from converter.chain import ChainConfig
+    from converter.chain_bench import BenchConfig
+    from converter.train import TrainConfig
+
+    return ChainConfig(
+        rounds=2, buffer=5, n_samples=3, group=2, threads=2, base=str(tiny_gguf),
+        train=TrainConfig(epochs=1, lr=1e-3, max_tokens=700),
+        bench=BenchConfig(per_domain=1, free_per_domain=1, threads=2),
+    )  # fmt: skip
+
+
+def test_buffer_is_train_split_only_and_rotates() -> None:
+    from benchmarks.data import load_questions
+
+    calib_and_eval = {
+        q.id for d in ("finance", "law", "coding") for s in ("calib", "eval")
+        for q in load_questions(d, s)
+    }  # fmt: skip
+    first, second = select_buffer(0, 14), select_buffer(1, 14)
+    assert not {q.id for q in first + second} & calib_and_eval
+    assert len({q.id for q in first}) == 14
+    assert first[0].domain != second[0].domain  # the domain order rotates
+    assert not {q.id for q in first} & {q.id for q in second}
+
+
+def test_chain_end_to_end_with_resume_publish_and_build(
+    tiny_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from converter.chain import Chain
+    from converter.chain_build import build_round
+    from converter.chain_report import write_report
+
+    monkeypatch.setenv("FOGGEN_HOME", str(tmp_path / "home"))
+    work, publish = tmp_path / "work", tmp_path / "published"
+    ran: list[tuple[int, str]] = []
+
+    def interrupt(r: int, step: str) -> None:
+        ran.append((r, step))
+        if (r, step) == (1, "train"):
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        Chain(work, _config(tiny_gguf), publish=publish, hook=interrupt, progress=False).run()
+    before = json.loads((work / "round-00" / "manifest.json").read_text())
+    assert list(before["steps"]) == [
+        "start", "buffer", "sample", "label", "train", "merge", "export", "bench", "publish"
+    ]  # fmt: skip
+    ran.clear()
+    chain = Chain(
+        work, _config(tiny_gguf), publish=publish, hook=lambda r, s: ran.append((r, s)),
+        progress=False,
+    )  # fmt: skip
+    manifests = chain.run()
+    assert ran == [(1, s) for s in ("train", "merge", "export", "bench", "publish")]
+    assert manifests[0]["steps"] == before["steps"]  # nothing of round 0 ran again
+    for m in manifests:
+        sample = m["steps"]["sample"]
+        assert sample["n"] == 5 and sample["probe"]["batched_qps"] > 0
+        assert sum(m["steps"]["label"]["buckets"].values()) == 5
+        assert m["steps"]["train"]["steps"] >= 1
+        assert 0.0 <= m["steps"]["bench"]["raw_accuracy"] <= 1.0
+    samples = (work / "round-01" / "samples.jsonl").read_text().splitlines()
+    assert all(len(json.loads(line)["samples"]) == 3 for line in samples)
+    assert sorted(p.name for p in publish.iterdir()) == ["round-00", "round-01"]
+
+    written = write_report(manifests, tmp_path / "report" / "chain", title="tiny")
+    assert "after round 1" in (tmp_path / "report" / "chain.md").read_text()
+    assert written[0].suffix == ".json"
+
+    built = build_round(publish, 1, home=tmp_path / "home", threads=2, base_gguf=tiny_gguf)
+    assert built["f32_identical_to_chain"]
+    assert built["f32_sha256"] == manifests[1]["steps"]["export"]["f32_sha256"]
+    assert Path(built["path"]).is_file()
+
+
+def test_build_refuses_another_base(tiny_gguf: Path, tmp_path: Path, model_path: Path) -> None:
+    from converter.chain_build import ChainBuildError, build_round
+
+    round_dir = tmp_path / "chain" / "round-00"
+    round_dir.mkdir(parents=True)
+    start = {"base": str(tiny_gguf), "base_gguf_sha256": "0" * 64}
+    (round_dir / "manifest.json").write_text(json.dumps({"steps": {"start": start}}))
+    with pytest.raises(ChainBuildError, match="did not start from"):
+        build_round(tmp_path / "chain", 0, home=tmp_path / "home", base_gguf=model_path)
+
+
+def test_sampling_resumes_after_the_last_finished_group(tiny_gguf: Path, tmp_path: Path) -> None:
+    from converter.chain_sampling import sample_buffer
+    from converter.chain_steps import Context
+
+    config = _config(tiny_gguf)
+    ctx = Context(tmp_path, config, None, False)
+    buffer = select_buffer(0, 4)
+    done = json.dumps({"id": buffer[0].id, "samples": ["0.0/A"] * 3, "fraction_correct": 0.0})
+    (ctx.round_dir(0) / "samples.jsonl").write_text(done + "\n" + '{"id": "torn')
+    result = sample_buffer(ctx, 0, tiny_gguf, buffer)
+    rows = [json.loads(x) for x in (ctx.round_dir(0) / "samples.jsonl").read_text().splitlines()]
+    assert result["resumed_after"] == 1
+    assert [r["id"] for r in rows] == [q.id for q in buffer]  # the torn line is gone
+    assert rows[0]["samples"] == ["0.0/A"] * 3  # kept, not sampled again
+
+
+def test_chain_model_reference(tmp_path: Path) -> None:
+    from edge_runtime.errors import ModelNotFoundError
+    from edge_runtime.models import chain_model_path, resolve_model
+
+    with pytest.raises(ModelNotFoundError, match="foggen model build"):
+        resolve_model("chain:3", home=tmp_path)
+    with pytest.raises(ValueError, match="chain:N"):
+        chain_model_path("chain:x", home=tmp_path)
+    assert chain_model_path("chain:3", home=tmp_path).name == "chain-03-q4_k_m.gguf"
