@@ -21,51 +21,16 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from converter.chain_bench import BenchConfig
 from converter.chain_steps import STEPS, Context, file_sha256
-from converter.train import TrainConfig
+from converter.train_config import ChainConfig  # noqa: F401 (re-exported)
 
 log = logging.getLogger(__name__)
 
 Hook = Callable[[int, str], None]  # (round, step) before each step runs (tests interrupt here)
-
-
-@dataclass(frozen=True)
-class ChainConfig:
-    """One chain. ``base``: an HF checkpoint folder, or None for the embedded GGUF."""
-
-    rounds: int = 1
-    buffer: int = 1800  # questions per round (train split only; calib and eval never)
-    n_samples: int = 8
-    temperature: float = 0.7
-    group: int = 8  # questions per parallel llama.cpp call
-    seed: int = 0
-    threads: int = 2
-    base: str | None = None
-    teacher: str | None = None  # a GGUF whose samples label round 0 (sibling distillation)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    bench: BenchConfig = field(default_factory=BenchConfig)
-
-    def __post_init__(self) -> None:
-        if self.rounds < 1 or self.buffer < 1 or self.n_samples < 1 or self.group < 1:
-            raise ValueError("rounds, buffer, n_samples and group must be >= 1")
-        if not self.temperature > 0:
-            raise ValueError("temperature must be > 0")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ChainConfig:
-        return cls(
-            **{k: v for k, v in data.items() if k not in ("train", "bench")},
-            train=TrainConfig(**data["train"]),
-            bench=BenchConfig(**data["bench"]),
-        )
 
 
 class Chain:

@@ -10,7 +10,7 @@ zero-shot format compliance (strict / lenient). All metrics come from ``benchmar
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +19,9 @@ from tqdm import tqdm
 from benchmarks.data import DOMAINS, stratified
 from benchmarks.metrics import accuracy, auroc, ece, operating_point
 from benchmarks.simulated_cloud import AnswerBook, SimulatedCloudConfig
+from converter.train_config import BenchConfig  # noqa: F401 (re-exported)
 from edge_runtime.config import Mode, RuntimeConfig
 from edge_runtime.runtime import EdgeRuntime
-
-
-@dataclass(frozen=True)
-class BenchConfig:
-    per_domain: int = 20  # eval questions per domain in fast mode
-    free_per_domain: int = 3  # eval questions per domain in free mode (compliance)
-    tau: float = 0.5
-    threads: int = 2
-
-    def __post_init__(self) -> None:
-        if self.per_domain < 1 or self.free_per_domain < 0 or self.threads < 1:
-            raise ValueError("per_domain >= 1, free_per_domain >= 0 and threads >= 1 please")
-        if not 0.0 <= self.tau <= 1.0:
-            raise ValueError("tau must be in [0, 1]")
 
 
 def _round(value: float | None) -> float | None:

@@ -24,49 +24,14 @@ import numpy as np
 from converter.errors import MissingExtraError, OutputError
 from converter.safetensors_io import SafetensorsFile, write_safetensors
 from converter.sft_data import Encoded, encode_all, length_batches, read_examples
+from converter.train_config import DTYPES, HEADS, TrainConfig  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
     import torch
 
 log = logging.getLogger(__name__)
 
-DTYPES = ("auto", "bf16", "fp32")
-HEADS = ("targets", "full")
 ADAPTER_FILE = "adapter_model.safetensors"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """LoRA SFT settings; the defaults are the FogGen card's recipe."""
-
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.0
-    lr: float = 5e-5
-    epochs: int = 2
-    batch_size: int = 4
-    max_tokens: int = 1024  # longer examples are dropped (counted), never truncated
-    seed: int = 0
-    dtype: str = "auto"  # auto | bf16 | fp32
-    head: str = "targets"  # targets: LM head only where the loss is taken; full: every position
-    bucketed: bool = True  # batches of similar length
-    max_batch_tokens: int = 2048  # padded tokens per batch (long examples: smaller batches)
-    threads: int = 0  # torch intra-op threads (0: torch's default)
-    max_steps: int = 0  # stop after this many steps (0: all epochs; for measurements)
-
-    def __post_init__(self) -> None:
-        if self.r < 1 or self.alpha <= 0:
-            raise ValueError("LoRA r must be >= 1 and alpha > 0")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError("dropout must be in [0, 1)")
-        if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1 or self.max_tokens < 8:
-            raise ValueError("lr > 0, epochs >= 1, batch_size >= 1 and max_tokens >= 8 please")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}")
-        if self.head not in HEADS:
-            raise ValueError(f"head must be one of {', '.join(HEADS)}")
-        if self.threads < 0 or self.max_steps < 0:
-            raise ValueError("threads and max_steps must be >= 0")
 
 
 @dataclass

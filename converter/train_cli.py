@@ -38,8 +38,7 @@ def _config_from(args: argparse.Namespace, cls: type, prefix: str = "") -> Any:
 
 
 def add_training_commands(commands: Any, model_commands: Any) -> None:
-    from converter.chain_bench import BenchConfig
-    from converter.train import TrainConfig
+    from converter.train_config import BenchConfig, TrainConfig
     from edge_runtime.cli import _converter_command as guard  # the converter's error mapping
 
     train = commands.add_parser(
@@ -60,7 +59,7 @@ def add_training_commands(commands: Any, model_commands: Any) -> None:
     chain.add_argument("--publish", help="copy each round's adapter here (e.g. models/chain)")
     chain.add_argument("--report", help="write STEM.json / .md / .png (e.g. reports/chain-270m)")
     chain.add_argument("--title", default="FogGen chain", help="report title")
-    from converter.chain import ChainConfig
+    from converter.train_config import ChainConfig
 
     for f in fields(ChainConfig):
         if f.name not in ("train", "bench"):

@@ -1,0 +1,95 @@
+"""The training and chain settings: frozen dataclasses with no heavy imports.
+
+``foggen train`` / ``foggen chain`` build their flags from these, so the CLI's parser can be made
+without importing torch, the converter's steps or the runtime.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+DTYPES = ("auto", "bf16", "fp32")
+HEADS = ("targets", "full")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """LoRA SFT settings; the defaults are the FogGen card's recipe."""
+
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.0
+    lr: float = 5e-5
+    epochs: int = 2
+    batch_size: int = 4
+    max_tokens: int = 1024  # longer examples are dropped (counted), never truncated
+    seed: int = 0
+    dtype: str = "auto"  # auto | bf16 | fp32
+    head: str = "targets"  # targets: LM head only where the loss is taken; full: every position
+    bucketed: bool = True  # batches of similar length
+    max_batch_tokens: int = 2048  # padded tokens per batch (long examples: smaller batches)
+    threads: int = 0  # torch intra-op threads (0: torch's default)
+    max_steps: int = 0  # stop after this many steps (0: all epochs; for measurements)
+
+    def __post_init__(self) -> None:
+        if self.r < 1 or self.alpha <= 0:
+            raise ValueError("LoRA r must be >= 1 and alpha > 0")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
+        if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1 or self.max_tokens < 8:
+            raise ValueError("lr > 0, epochs >= 1, batch_size >= 1 and max_tokens >= 8 please")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}")
+        if self.threads < 0 or self.max_steps < 0:
+            raise ValueError("threads and max_steps must be >= 0")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    per_domain: int = 20  # eval questions per domain in fast mode
+    free_per_domain: int = 3  # eval questions per domain in free mode (compliance)
+    tau: float = 0.5
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        if self.per_domain < 1 or self.free_per_domain < 0 or self.threads < 1:
+            raise ValueError("per_domain >= 1, free_per_domain >= 0 and threads >= 1 please")
+        if not 0.0 <= self.tau <= 1.0:
+            raise ValueError("tau must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """One chain. ``base``: an HF checkpoint folder, or None for the embedded GGUF."""
+
+    rounds: int = 1
+    buffer: int = 1800  # questions per round (train split only; calib and eval never)
+    n_samples: int = 8
+    temperature: float = 0.7
+    group: int = 8  # questions per parallel llama.cpp call
+    seed: int = 0
+    threads: int = 2
+    base: str | None = None
+    teacher: str | None = None  # a GGUF whose samples label round 0 (sibling distillation)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1 or self.buffer < 1 or self.n_samples < 1 or self.group < 1:
+            raise ValueError("rounds, buffer, n_samples and group must be >= 1")
+        if not self.temperature > 0:
+            raise ValueError("temperature must be > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ChainConfig:
+        return cls(
+            **{k: v for k, v in data.items() if k not in ("train", "bench")},
+            train=TrainConfig(**data["train"]),
+            bench=BenchConfig(**data["bench"]),
+        )
