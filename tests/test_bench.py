@@ -199,3 +199,18 @@ def test_transformers_baseline_runs_the_same_tokens(
     assert result["dtype"] == "bfloat16" and result["load_ms"] > 0
     assert 1 <= row["new_tokens"] <= 64 and row["ms"] > 0
     assert isinstance(row["strict"], bool) and isinstance(row["lenient"], bool)
+
+
+def test_two_models_are_labelled_and_put_side_by_side(report: dict[str, Any]) -> None:
+    from benchmarks.bench.markdown import render
+    from benchmarks.bench.run import _label_models
+
+    twin = {**report, "models": [dict(report["models"][0]), dict(report["models"][0])]}
+    twin["models"][1]["spec"] = "/models/q8.gguf"
+    twin["models"][1]["path"] = "/models/q8.gguf"
+    _label_models(twin["models"])
+    assert [m["label"] for m in twin["models"]] == ["embedded", "q8"]
+    text = render(twin)
+    table = text[text.index("## Models side by side") :].split("\n\n")[1].splitlines()
+    assert [row.split("|")[1].strip() for row in table[2:]] == ["embedded", "q8"]
+    assert text.count("| Domain |") == 2  # each model keeps its own card table
