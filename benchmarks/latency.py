@@ -53,7 +53,7 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 2)
 
 
-def _timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+def timed_ms(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
     started = time.perf_counter()
     result = fn(*args, **kwargs)
     return result, _ms(time.perf_counter() - started)
@@ -102,7 +102,7 @@ def measure_question(runtime: EdgeRuntime, uncached: EdgeRuntime, q: Question) -
     engine = runtime.engine
     prompt = runtime.prompt_tokens(q)
     engine.reset()
-    _, floor = _timed(engine.logits_after, prompt)
+    _, floor = timed_ms(engine.logits_after, prompt)
     row: dict[str, Any] = {"id": q.id, "domain": q.domain, "prompt_tokens": len(prompt)}
     row["floor_ms"] = floor
     results: dict[str, EdgeResult] = {}
@@ -113,7 +113,7 @@ def measure_question(runtime: EdgeRuntime, uncached: EdgeRuntime, q: Question) -
         ("free", runtime, Mode.FREE),
     ):
         runtime.warm()  # the cache holds the system prompt only, as for a new question
-        results[name], row[f"{name}_ms"] = _timed(rt.run_edge, q, mode=mode)
+        results[name], row[f"{name}_ms"] = timed_ms(rt.run_edge, q, mode=mode)
     fast, grammar = results["fast"], results["grammar"]
     canonical = engine.tokenize(grammar.output, special=False)
     row.update(

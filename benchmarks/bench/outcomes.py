@@ -8,8 +8,6 @@ too, so "Cloud only" and the system accuracy at any tau come from the same repli
 from __future__ import annotations
 
 import logging
-import math
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -140,13 +138,3 @@ def open_cloud(config: CloudConfig | None) -> Iterator[Cloud]:
     with simulated_cloud() as sim, CloudClient(CloudConfig(url=sim.url)) as client:
         accuracy = dict(sim.book.config.accuracy)
         yield Cloud(client, SIMULATED_LABEL, simulated=True, configured_accuracy=accuracy)
-
-
-def timed(fn: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
-    started = time.perf_counter()
-    result = fn(*args, **kwargs)
-    return result, (time.perf_counter() - started) * 1000.0
-
-
-def finite(values: Sequence[float | None]) -> list[float]:
-    return [v for v in values if v is not None and not math.isnan(v)]

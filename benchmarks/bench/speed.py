@@ -7,14 +7,13 @@ Times are reported (median, p95, ratios), never asserted.
 from __future__ import annotations
 
 import resource
-import statistics
 from collections.abc import Sequence
 from typing import Any
 
 from tqdm import tqdm
 
-from benchmarks.bench.outcomes import Outcome, timed
-from benchmarks.latency import cold_start_and_fast_rss, decode_ms_per_token
+from benchmarks.bench.outcomes import Outcome
+from benchmarks.latency import cold_start_and_fast_rss, decode_ms_per_token, timed_ms
 from benchmarks.report import summary
 from edge_runtime.config import Mode
 from edge_runtime.question import Question
@@ -39,17 +38,17 @@ def small_subset_runs(
     for q in tqdm(questions, desc="speed (grammar, free)", unit="q", disable=not progress):
         prompt = runtime.prompt_tokens(q)
         engine.reset()
-        _, floor_ms = timed(engine.logits_after, prompt)
+        _, floor_ms = timed_ms(engine.logits_after, prompt)
         row: dict[str, Any] = {
             "id": q.id,
             "domain": q.domain,
             "prompt_tokens": len(prompt),
-            "floor_ms": round(floor_ms, 2),
+            "floor_ms": floor_ms,
         }
         for mode in (Mode.FAST, Mode.GRAMMAR, Mode.FREE):
             runtime.warm()  # the cache holds the system prompt only, as for a new question
-            result, ms = timed(runtime.run_edge, q, mode=mode)
-            row[f"{mode.value}_ms"] = round(ms, 2)
+            result, ms = timed_ms(runtime.run_edge, q, mode=mode)
+            row[f"{mode.value}_ms"] = ms
             row[f"{mode.value}_letter"] = result.letter
         row.update(
             free_strict=result.strict,
@@ -117,7 +116,3 @@ def process_figures(model: str | None, threads: int, *, cold_start: bool) -> dic
     if cold_start:
         figures.update(cold_start_and_fast_rss(threads, 1, model=model))
     return figures
-
-
-def median_or_none(values: Sequence[float]) -> float | None:
-    return round(statistics.median(values), 2) if values else None

@@ -51,7 +51,7 @@ def pick_model(bench: dict[str, Any], label: str | None) -> dict[str, Any]:
 def _recommend(
     rows: Sequence[dict[str, Any]], signal: Signal, target: dict[str, float]
 ) -> dict[str, Any]:
-    scores = [r[signal.value if signal is not Signal.CALIBRATED else "calibrated"] for r in rows]
+    scores = [r[signal.value] for r in rows]
     local = [r["local_correct"] for r in rows]
     cloud = [r["cloud_correct"] for r in rows]
     pick = metrics.recommend_tau(
