@@ -68,7 +68,7 @@ train-speed: install  ## LoRA step time / peak RSS: LM head everywhere vs on the
 chain-270m: install  ## one real chain round on the 270M model (resumable: run it again to continue)
 	nice -n 19 $(BIN)/foggen --log-level INFO chain --work .cache/chain-270m --publish models/chain \
 		--report reports/chain-270m --rounds 1 --buffer 200 --n-samples 4 --group 8 \
-		--bench-per-domain 20 --bench-free-per-domain 3
+		--bench-per-domain 20 --bench-small-per-domain 3
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy edge_runtime benchmarks cloud_client

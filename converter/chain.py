@@ -10,6 +10,7 @@ Layout of the work folder (nothing in it is committed; the adapters are publishe
     round-NN/samples.jsonl     N samples per question (appended per group: resumable)
     round-NN/train.jsonl       the labelled SFT examples
     round-NN/adapter/          the round's LoRA adapter (16-bit)
+    bench/round-NN/            the ``foggen bench`` report of checkpoint NN
 
 Every step writes its outputs, then records itself as done in the manifest; a re-run skips the
 done steps, so a killed chain continues from the last finished step.

@@ -1,83 +1,65 @@
-"""Bench one chain checkpoint on the eval split: what the routing signal is worth.
+"""Bench one chain checkpoint with ``foggen bench`` (``benchmarks.bench``) on the eval split.
 
-Fast mode (the product's decoding) on ``per_domain`` eval questions per domain gives raw
-accuracy and the bucket as the score (AUROC, ECE); the simulated cloud's per-question
-correctness (``benchmarks.simulated_cloud.AnswerBook``, the card's cloud accuracies) gives the
-system accuracy and the lift over random routing at tau. Free mode on a smaller subset gives
-zero-shot format compliance (strict / lenient). All metrics come from ``benchmarks.metrics``.
+The whole bench report (JSON, Markdown, plots) is written next to the round; the manifest keeps
+the summary the chain report tabulates: free-format compliance (strict / lenient, small subset),
+raw accuracy, AUROC / ECE per routing signal and the card's Mean row at tau (simulated cloud:
+routed fraction, system accuracy, random routing, lift in points).
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import asdict
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
+from converter.train_config import ChainBenchConfig
 
-from benchmarks.data import DOMAINS, stratified
-from benchmarks.metrics import accuracy, auroc, ece, operating_point
-from benchmarks.simulated_cloud import AnswerBook, SimulatedCloudConfig
-from converter.train_config import BenchConfig  # noqa: F401 (re-exported)
-from edge_runtime.config import Mode, RuntimeConfig
-from edge_runtime.runtime import EdgeRuntime
-
-
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
+SIGNALS = ("bucket", "bucket_expectation", "letter")
 
 
 def bench_gguf(
-    gguf: Path, config: BenchConfig, *, home: Path, progress: bool = True
+    gguf: Path, config: ChainBenchConfig, *, home: Path, out: Path, progress: bool = True
 ) -> dict[str, Any]:
-    """Metrics of one GGUF (see the module docstring), with the question ids used."""
-    questions = stratified(config.per_domain, split="eval")
-    free_questions = stratified(config.free_per_domain, split="eval")
-    if not config.free_per_domain:
-        free_questions = []
-    book = AnswerBook.bundled(SimulatedCloudConfig())
-    runtime = EdgeRuntime.load(
-        RuntimeConfig(model=str(gguf), n_threads=config.threads, n_ctx=2048), home=home
-    )
-    started = time.perf_counter()
-    scores: list[float | None] = []
-    local: list[bool] = []
-    cloud: list[bool] = []
-    letters: dict[str, int] = {}
-    try:
-        for q in tqdm(questions, desc="bench fast", unit="q", disable=not progress):
-            result = runtime.run_edge(q, mode=Mode.FAST)
-            scores.append(result.confidence)
-            local.append(result.letter == q.answer)
-            cloud.append(bool(book.reply(q.text, q.choices).correct))
-            letters[result.letter or "-"] = letters.get(result.letter or "-", 0) + 1
-        fast_seconds = time.perf_counter() - started
-        strict = lenient = 0
-        for q in tqdm(free_questions, desc="bench free", unit="q", disable=not progress):
-            result = runtime.run_edge(q, mode=Mode.FREE)
-            strict += result.strict
-            lenient += result.lenient
-    finally:
-        runtime.close()
-    point = operating_point(scores, local, cloud, config.tau)
-    buckets: dict[str, int] = {}
-    for s in scores:
-        buckets[str(s)] = buckets.get(str(s), 0) + 1
+    """Run the bench on ``gguf``, write its report to ``out``; the summary for the manifest."""
+    from benchmarks.bench.config import BenchConfig
+    from benchmarks.bench.run import run_bench, write_report
+
+    bench = BenchConfig(
+        models=(str(gguf),), per_domain=config.per_domain, tau=config.tau, out=out,
+        small_per_domain=config.small_per_domain, threads=config.threads, cold_start=False,
+        progress=progress,
+    )  # fmt: skip
+    report = run_bench(bench, home=home)
+    write_report(report, out)
+    return summarise(report, out)
+
+
+def summarise(report: dict[str, Any], out: Path) -> dict[str, Any]:
+    """The chain's row of one bench report (fractions in [0, 1], lift in points)."""
+    model = report["models"][0]
+    mean = model["card"]["mean"]
+    calibration = model["calibration"]
+    compliance = model["format_compliance"]
+    questions = model["questions"]
     return {
-        "gguf_sha256": runtime.model.file.sha256,
-        "n_questions": len(questions),
-        "domains": list(DOMAINS),
-        "raw_accuracy": _round(accuracy(local)),
-        "cloud_accuracy_simulated": _round(accuracy(cloud)),
-        "auroc": _round(auroc(scores, local)),
-        "ece": _round(ece([s if s is not None else 0.0 for s in scores], local)),
-        "at_tau": {k: _round(v) for k, v in asdict(point).items()},
-        "bucket_counts": buckets,
-        "letter_counts": letters,
-        "free_n": len(free_questions),
-        "free_strict": _round(strict / len(free_questions)) if free_questions else None,
-        "free_lenient": _round(lenient / len(free_questions)) if free_questions else None,
-        "seconds": round(time.perf_counter() - started, 1),
-        "fast_seconds": round(fast_seconds, 1),
+        "gguf_sha256": model["sha256"],
+        "report": str(out / "bench.json"),
+        "n_questions": mean["n"],
+        "raw_accuracy": round(mean["edge_raw"] / 100.0, 4),
+        "auroc": calibration["bucket"]["auroc"],
+        "ece": calibration["bucket"]["ece"],
+        "signals": {s: {k: calibration[s][k] for k in ("auroc", "ece")} for s in SIGNALS},
+        "at_tau": {
+            "tau": report["settings"]["tau"],
+            "cloud_fraction": mean["routed_fraction"],
+            "system_accuracy": round(mean["foggen_at_tau"] / 100.0, 4),
+            "random": round(mean["random_at_tau"] / 100.0, 4),
+            "lift_points": mean["lift"],
+        },
+        "bucket_counts": dict(sorted(Counter(str(q["bucket"]) for q in questions).items())),
+        "letter_counts": dict(sorted(Counter(str(q["local"]) for q in questions).items())),
+        "free_n": compliance["n"],
+        "free_strict": compliance["strict"],
+        "free_lenient": compliance["lenient"],
+        "fast_median_ms": model["speed"]["fast"]["latency_ms"]["median"],
     }

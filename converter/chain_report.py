@@ -10,13 +10,27 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-COLUMNS = (
+COLUMNS = (  # (key in the bench summary, header); at_tau.* are the card's Mean row at tau
     ("free_strict", "free strict"),
     ("free_lenient", "free lenient"),
     ("raw_accuracy", "raw acc."),
-    ("auroc", "AUROC"),
-    ("ece", "ECE"),
+    ("auroc", "AUROC bucket"),
+    ("ece", "ECE bucket"),
+    ("signals.bucket_expectation.auroc", "AUROC E[bucket]"),
+    ("signals.letter.auroc", "AUROC letter"),
+    ("at_tau.cloud_fraction", "routed"),
+    ("at_tau.system_accuracy", "system"),
+    ("at_tau.random", "random"),
+    ("at_tau.lift_points", "lift (pts)"),
 )
+PLOTTED = ("free_strict", "raw_accuracy", "auroc", "signals.bucket_expectation.auroc", "ece")
+
+
+def value(row: dict[str, Any], key: str) -> Any:
+    """``row[a][b]...`` for the dotted ``key``, None where missing."""
+    for part in key.split("."):
+        row = row.get(part) if isinstance(row, dict) else None  # type: ignore[assignment]
+    return row
 
 
 def rows(manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -37,14 +51,12 @@ def _cell(value: Any) -> str:
 
 def markdown(manifests: list[dict[str, Any]], title: str) -> str:
     lines = [f"# {title}", ""]
-    header = ["checkpoint", *(label for _, label in COLUMNS), "cloud %", "system", "random", "lift"]
+    header = ["checkpoint", *(label for _, label in COLUMNS)]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows(manifests):
-        at = row["at_tau"]
-        cells = [row["checkpoint"], *(_cell(row.get(key)) for key, _ in COLUMNS)]
-        cells += [_cell(at["cloud_fraction"]), _cell(at["accuracy"]), _cell(at["random"])]
-        cells.append(_cell(at["lift"]))
+        cells = [row["checkpoint"], *(_cell(value(row, key)) for key, _ in COLUMNS)]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Each checkpoint's whole `foggen bench` report: the `report` path in its row."]
     lines += ["", "## Time per stage (seconds)", "", "| round | step | seconds |", "|---|---|---|"]
     for m in manifests:
         for step, facts in m["steps"].items():
@@ -73,14 +85,20 @@ def plot(manifests: list[dict[str, Any]], path: Path) -> bool:
         log.info("matplotlib is not installed: no plot")
         return False
     data = rows(manifests)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for key, label in (*COLUMNS, ("lift", "lift @ tau")):
-        values = [(r["at_tau"]["lift"] if key == "lift" else r.get(key)) for r in data]
-        ax.plot(range(len(data)), [float("nan") if v is None else v for v in values], "o-",
-                label=label)  # fmt: skip
-    ax.set_xticks(range(len(data)), [r["checkpoint"] for r in data], rotation=20)
+    labels = dict(COLUMNS)
+    fig, (ax, lift) = plt.subplots(1, 2, figsize=(10, 4))
+    x = range(len(data))
+    for key in PLOTTED:
+        values = [value(r, key) for r in data]
+        ax.plot(x, [float("nan") if v is None else v for v in values], "o-", label=labels[key])
+    lift.bar(x, [value(r, "at_tau.lift_points") or 0.0 for r in data], color="tab:purple")
+    lift.axhline(0.0, color="black", linewidth=0.8)
+    lift.set_ylabel("lift over random routing at tau (points)")
+    for axis in (ax, lift):
+        axis.set_xticks(x, [r["checkpoint"] for r in data], rotation=20)
+    ax.set_ylim(-0.02, 1.02)
     ax.legend(fontsize=8)
-    ax.set_title("FogGen chain: metrics per round (eval split)")
+    fig.suptitle("FogGen chain: metrics per checkpoint (eval split, simulated cloud)")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

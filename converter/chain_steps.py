@@ -99,9 +99,11 @@ def export_model(ctx: Context, r: int) -> dict[str, Any]:
 
 
 def bench(ctx: Context, r: int) -> dict[str, Any]:
+    """``foggen bench`` on checkpoint r's GGUF; its report goes to ``bench/round-NN``."""
     home = ctx.work / "home"
     home.mkdir(exist_ok=True)
-    return bench_gguf(ctx.gguf(r), ctx.config.bench, home=home, progress=ctx.progress)
+    out = _fresh(ctx.work / "bench" / round_name(r))
+    return bench_gguf(ctx.gguf(r), ctx.config.bench, home=home, out=out, progress=ctx.progress)
 
 
 # -- the steps --------------------------------------------------------------------------------

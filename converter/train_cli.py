@@ -38,7 +38,7 @@ def _config_from(args: argparse.Namespace, cls: type, prefix: str = "") -> Any:
 
 
 def add_training_commands(commands: Any, model_commands: Any) -> None:
-    from converter.train_config import BenchConfig, TrainConfig
+    from converter.train_config import ChainBenchConfig, TrainConfig
     from edge_runtime.cli import _converter_command as guard  # the converter's error mapping
 
     train = commands.add_parser(
@@ -65,7 +65,7 @@ def add_training_commands(commands: Any, model_commands: Any) -> None:
         if f.name not in ("train", "bench"):
             _add_flag(chain, f.name, f.default)
     _add_dataclass_flags(chain, TrainConfig, prefix="train_")
-    _add_dataclass_flags(chain, BenchConfig, prefix="bench_")
+    _add_dataclass_flags(chain, ChainBenchConfig, prefix="bench_")
     chain.set_defaults(handler=guard(_cmd_chain))
 
     build = model_commands.add_parser(
@@ -93,9 +93,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def _cmd_chain(args: argparse.Namespace) -> int:
     from converter.chain import Chain, ChainConfig
-    from converter.chain_bench import BenchConfig
     from converter.chain_report import write_report
-    from converter.train import TrainConfig
+    from converter.train_config import ChainBenchConfig, TrainConfig
 
     logging.getLogger("converter").setLevel(logging.INFO)
     top = {
@@ -106,7 +105,7 @@ def _cmd_chain(args: argparse.Namespace) -> int:
     config = ChainConfig(
         **{k: v for k, v in top.items() if v is not None},
         train=_config_from(args, TrainConfig, "train_"),
-        bench=_config_from(args, BenchConfig, "bench_"),
+        bench=_config_from(args, ChainBenchConfig, "bench_"),
     )
     chain = Chain(Path(args.work), config, publish=Path(args.publish) if args.publish else None)
     manifests = chain.run()

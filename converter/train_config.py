@@ -48,15 +48,17 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
-class BenchConfig:
-    per_domain: int = 20  # eval questions per domain in fast mode
-    free_per_domain: int = 3  # eval questions per domain in free mode (compliance)
+class ChainBenchConfig:
+    """What ``foggen bench`` runs on each round's GGUF (eval split, simulated cloud)."""
+
+    per_domain: int = 20  # eval questions per domain in fast mode (routing, calibration)
+    small_per_domain: int = 3  # per domain in floor/fast/grammar/free modes (compliance, speed)
     tau: float = 0.5
     threads: int = 2
 
     def __post_init__(self) -> None:
-        if self.per_domain < 1 or self.free_per_domain < 0 or self.threads < 1:
-            raise ValueError("per_domain >= 1, free_per_domain >= 0 and threads >= 1 please")
+        if self.per_domain < 1 or self.small_per_domain < 0 or self.threads < 1:
+            raise ValueError("per_domain >= 1, small_per_domain >= 0 and threads >= 1 please")
         if not 0.0 <= self.tau <= 1.0:
             raise ValueError("tau must be in [0, 1]")
 
@@ -75,7 +77,7 @@ class ChainConfig:
     base: str | None = None
     teacher: str | None = None  # a GGUF whose samples label round 0 (sibling distillation)
     train: TrainConfig = field(default_factory=TrainConfig)
-    bench: BenchConfig = field(default_factory=BenchConfig)
+    bench: ChainBenchConfig = field(default_factory=ChainBenchConfig)
 
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.buffer < 1 or self.n_samples < 1 or self.group < 1:
@@ -91,5 +93,5 @@ class ChainConfig:
         return cls(
             **{k: v for k, v in data.items() if k not in ("train", "bench")},
             train=TrainConfig(**data["train"]),
-            bench=BenchConfig(**data["bench"]),
+            bench=ChainBenchConfig(**data["bench"]),
         )

@@ -27,13 +27,12 @@ def tiny_gguf(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 def _config(tiny_gguf: Path):  # noqa: ANN202 - a ChainConfig
     from converter.chain import ChainConfig
-    from converter.chain_bench import BenchConfig
-    from converter.train import TrainConfig
+    from converter.train_config import ChainBenchConfig, TrainConfig
 
     return ChainConfig(
         rounds=2, buffer=5, n_samples=3, group=2, threads=2, base=str(tiny_gguf),
         train=TrainConfig(epochs=1, lr=1e-3, max_tokens=700),
-        bench=BenchConfig(per_domain=1, free_per_domain=1, threads=2),
+        bench=ChainBenchConfig(per_domain=1, small_per_domain=1, threads=2),
     )  # fmt: skip
 
 
@@ -86,7 +85,12 @@ def test_chain_end_to_end_with_resume_publish_and_build(
         assert sample["n"] == 5 and sample["probe"]["batched_qps"] > 0
         assert sum(m["steps"]["label"]["buckets"].values()) == 5
         assert m["steps"]["train"]["steps"] >= 1
-        assert 0.0 <= m["steps"]["bench"]["raw_accuracy"] <= 1.0
+        summary = m["steps"]["bench"]  # foggen bench's own report, summarised
+        questions = json.loads(Path(summary["report"]).read_text())["models"][0]["questions"]
+        assert summary["n_questions"] == len(questions) == 7
+        right = sum(q["local_correct"] for q in questions)
+        assert summary["raw_accuracy"] == pytest.approx(right / 7, abs=1e-3)
+        assert summary["gguf_sha256"] == m["steps"]["export"]["q4_k_m_sha256"]
     samples = (work / "round-01" / "samples.jsonl").read_text().splitlines()
     assert all(len(json.loads(line)["samples"]) == 3 for line in samples)
     assert sorted(p.name for p in publish.iterdir()) == ["round-00", "round-01"]
