@@ -6,9 +6,10 @@ No real 30B model runs here. The server reads the question and options out of a 
 looks them up by the sha256 of the normalised question and options (requests carry no id) in
 the bundled data (all domains, both splits), and answers correctly with the domain's
 probability - by default the card's cloud-only accuracy - decided deterministically per
-question (a hash of the seed and the question). A wrong answer is another offered letter,
-chosen the same way; a question it does not know gets a hash-chosen letter. Everything that
-uses it says "simulated cloud" in its output.
+question (a hash of the seed and the question; a request at temperature > 0 with a ``seed``
+is an independent draw per seed, as a sampling teacher's would be). A wrong answer is another
+offered letter, chosen the same way; a question it does not know gets a hash-chosen letter.
+Everything that uses it says "simulated cloud" in its output.
 
 Endpoints: ``GET /v1/models`` and ``POST /v1/chat/completions`` (no streaming).
 """
@@ -90,17 +91,21 @@ class AnswerBook:
                     gold.setdefault(question_key(q.text, q.choices), (domain, q.answer or ""))
         return cls(gold, config)
 
-    def reply(self, question: str, choices: Sequence[str]) -> Reply:
+    def reply(self, question: str, choices: Sequence[str], *, draw: int | None = None) -> Reply:
+        """The reply; ``draw`` (a sampling request's seed) makes it an independent draw with
+        the same accuracy, the same for the same draw."""
         key = question_key(question, choices)
         letters = LETTERS[: len(choices)]
         seed = self.config.seed
+        salt = () if draw is None else (draw,)
         if key not in self.gold:
-            return Reply(letters[int(_unit(seed, "unknown", key) * len(letters))], False, None)
+            pick = _unit(seed, "unknown", key, *salt)
+            return Reply(letters[int(pick * len(letters))], False, None)
         domain, gold = self.gold[key]
-        if _unit(seed, "correct", key) * 100.0 < self.config.accuracy.get(domain, 100.0):
+        if _unit(seed, "correct", key, *salt) * 100.0 < self.config.accuracy.get(domain, 100.0):
             return Reply(gold, True, True)
         others = [letter for letter in letters if letter != gold]
-        return Reply(others[int(_unit(seed, "wrong", key) * len(others))], True, False)
+        return Reply(others[int(_unit(seed, "wrong", key, *salt) * len(others))], True, False)
 
 
 @dataclass
@@ -152,7 +157,7 @@ class _Handler(JSONHandler):
             return self.send_error_json(400, f"the {LABEL} answers FogGen MCQ prompts only")
         if body.get("stream"):
             return self.send_error_json(400, f"the {LABEL} does not stream")
-        reply = cloud.book.reply(*parsed)
+        reply = cloud.book.reply(*parsed, draw=_draw(body))
         time.sleep(cloud.book.config.latency_ms / 1000.0)
         cloud.stats.count(reply, self.headers.get("Idempotency-Key"))
         self.send_json(200, _completion(cloud.book.config.model, f"Final answer: {reply.letter}"))
@@ -164,6 +169,13 @@ def _question_of(body: Any) -> tuple[str, tuple[str, ...]] | None:
     except (KeyError, IndexError, TypeError, AttributeError):
         return None
     return read_user_message(message) if isinstance(message, str) else None
+
+
+def _draw(body: Any) -> int | None:
+    """A sampling request (temperature > 0 with an integer seed) draws anew per seed."""
+    temperature, seed = body.get("temperature"), body.get("seed")
+    sampling = isinstance(temperature, int | float) and temperature > 0
+    return seed if sampling and isinstance(seed, int) and not isinstance(seed, bool) else None
 
 
 def _completion(model: str, content: str) -> dict[str, Any]:

@@ -102,11 +102,16 @@ class CloudClient:
         *,
         idempotency_key: str | None = None,
         force: bool = False,
+        temperature: float = 0.0,
+        seed: int | None = None,
     ) -> CloudAnswer:
         """The cloud's letter for one MCQ, or a typed :class:`CloudError` (``attempts`` set).
 
-        ``force`` goes through an open circuit breaker (an explicit replay).
+        ``force`` goes through an open circuit breaker (an explicit replay). ``temperature`` and
+        ``seed`` are sent as given (escalation: greedy; a distillation teacher: T > 0, a seed
+        per sample).
         """
+        sampling = {"temperature": temperature, "seed": seed}
         deadline_at = time.monotonic() + self.config.deadline
         attempt = 0
         while True:
@@ -117,7 +122,7 @@ class CloudClient:
                 raise
             attempt += 1
             try:
-                answer = self._attempt(question, choices, idempotency_key, deadline_at)
+                answer = self._attempt(question, choices, idempotency_key, deadline_at, sampling)
             except CloudError as exc:
                 self._record(exc)
                 exc.attempts = attempt
@@ -160,10 +165,11 @@ class CloudClient:
         choices: Sequence[str],
         idempotency_key: str | None,
         deadline_at: float,
+        sampling: dict[str, Any],
     ) -> tuple[str, str, str]:
         model = self.model_name(deadline_at=deadline_at)
         body = protocol.chat_request(
-            question, choices, model=model, max_tokens=self.config.max_tokens
+            question, choices, model=model, max_tokens=self.config.max_tokens, **sampling
         )
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
         payload = self._call("POST", "/chat/completions", deadline_at, body=body, headers=headers)

@@ -2,8 +2,9 @@
 
 Pure functions on plain text and choices (no ``edge_runtime`` types). All instructions are in
 the user turn, because some chat formats drop system messages. Sampling is explicit:
-temperature 0, and ``repeat_penalty: 1.0`` for llama.cpp's server (its default is 1.1; other
-servers ignore the field).
+temperature 0 (a distillation teacher asks for T > 0 with a seed per sample), and
+``repeat_penalty: 1.0`` for llama.cpp's server (its default is 1.1; other servers ignore the
+field).
 """
 
 from __future__ import annotations
@@ -62,17 +63,26 @@ def read_user_message(message: str) -> tuple[str, tuple[str, ...]] | None:
 
 
 def chat_request(
-    question: str, choices: Sequence[str], *, model: str, max_tokens: int
+    question: str,
+    choices: Sequence[str],
+    *,
+    model: str,
+    max_tokens: int,
+    temperature: float = 0.0,
+    seed: int | None = None,
 ) -> dict[str, Any]:
-    """The JSON body for ``POST {base}/chat/completions``."""
-    return {
+    """The JSON body for ``POST {base}/chat/completions`` (greedy unless a teacher samples)."""
+    body: dict[str, Any] = {
         "model": model,
         "messages": [{"role": "user", "content": user_message(question, choices)}],
-        "temperature": 0.0,
+        "temperature": temperature,
         "repeat_penalty": 1.0,
         "max_tokens": max_tokens,
         "stream": False,
     }
+    if seed is not None:
+        body["seed"] = seed
+    return body
 
 
 def _normalise(text: str) -> str:

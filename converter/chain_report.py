@@ -63,7 +63,7 @@ def markdown(manifests: list[dict[str, Any]], title: str) -> str:
             lines.append(f"| {m['round']} | {step} | {facts.get('seconds', '-')} |")
     for m in manifests:
         sample = m["steps"].get("sample")
-        if sample:
+        if sample and sample.get("probe"):
             p = sample["probe"]
             lines += [
                 "",
@@ -71,6 +71,13 @@ def markdown(manifests: list[dict[str, Any]], title: str) -> str:
                 f"{sample['questions_per_second']} questions/s over the buffer; probe of "
                 f"{p['questions']}: batched {p['batched_qps']} q/s vs one at a time "
                 f"{p['one_at_a_time_qps']} q/s.",
+            ]
+        elif sample:
+            lines += [
+                "",
+                f"Round {m['round']} labelled by the teacher {sample['model']}: {sample['n']} "
+                f"questions, {sample['questions_per_second']} questions/s, "
+                f"{sample['unreadable_samples']} unreadable samples.",
             ]
     return "\n".join(lines) + "\n"
 

@@ -43,6 +43,15 @@ def _complete(line: str) -> bool:
         return False
 
 
+def finished_ids(path: Path) -> set[str]:
+    """The ids already in ``path`` (samples.jsonl); a torn last line is dropped from the file."""
+    if not path.is_file():
+        return set()
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if _complete(line)]
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return {json.loads(line)["id"] for line in lines}
+
+
 def _timed(sampler: SelfSampler, questions: list[Question]) -> tuple[list[Samples], float]:
     started = time.perf_counter()
     out = [s for group in sampler.groups(questions) for s in sampler.sample(group)]
@@ -55,11 +64,7 @@ def sample_buffer(ctx: Context, r: int, model: Path, buffer: list[Question]) -> 
         n=config.n_samples, temperature=config.temperature, group=config.group, seed=config.seed + r
     )
     path = ctx.round_dir(r) / "samples.jsonl"
-    done = set()
-    if path.is_file():
-        lines = [line for line in path.read_text().splitlines() if _complete(line)]
-        path.write_text("".join(line + "\n" for line in lines))  # drop a torn last line
-        done = {json.loads(line)["id"] for line in lines}
+    done = finished_ids(path)
     todo = [q for q in buffer if q.id not in done]
     sampler = SelfSampler(model, settings, n_threads=config.threads)
     seconds = 0.0

@@ -175,9 +175,14 @@ def read_buffer(ctx: Context, r: int) -> list[Question]:
 
 
 def step_sample(ctx: Context, r: int) -> dict[str, Any]:
+    """N samples per buffer question: round 0's teacher's if one is set, else the model's own."""
     from converter.chain_sampling import sample_buffer
+    from converter.chain_teacher import is_endpoint, sample_with_endpoint
 
-    model = Path(ctx.config.teacher) if (ctx.config.teacher and r == 0) else ctx.gguf(r)
+    teacher = ctx.config.teacher if r == 0 else None
+    if teacher is not None and is_endpoint(teacher):
+        return sample_with_endpoint(ctx, r, teacher, read_buffer(ctx, r))
+    model = Path(teacher) if teacher is not None else ctx.gguf(r)
     return sample_buffer(ctx, r, model, read_buffer(ctx, r))
 
 

@@ -75,7 +75,10 @@ class ChainConfig:
     seed: int = 0
     threads: int = 2
     base: str | None = None
-    teacher: str | None = None  # a GGUF whose samples label round 0 (sibling distillation)
+    # sibling distillation: round 0 is labelled by a teacher's samples - a GGUF run through the
+    # edge runtime, or an OpenAI-compatible base URL (http(s)://host/v1) through cloud_client
+    teacher: str | None = None
+    teacher_model: str | None = None  # the endpoint's model name (default: the first listed)
     train: TrainConfig = field(default_factory=TrainConfig)
     bench: ChainBenchConfig = field(default_factory=ChainBenchConfig)
 

@@ -132,6 +132,20 @@ def test_sampling_resumes_after_the_last_finished_group(tiny_gguf: Path, tmp_pat
     assert rows[0]["samples"] == ["0.0/A"] * 3  # kept, not sampled again
 
 
+def test_gguf_teacher_samples_round_0(tiny_gguf: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from converter.chain_steps import STEPS, Context
+
+    config = replace(_config(tiny_gguf), teacher=str(tiny_gguf), buffer=3)
+    ctx = Context(tmp_path, config, None, False)  # no chain checkpoint exists: only the teacher
+    STEPS["buffer"](ctx, 0)
+    facts = STEPS["sample"](ctx, 0)
+    assert facts["model"] == str(tiny_gguf) and facts["n"] == 3
+    rows = [json.loads(x) for x in (ctx.round_dir(0) / "samples.jsonl").read_text().splitlines()]
+    assert all(len(row["samples"]) == 3 for row in rows)
+
+
 def test_chain_model_reference(tmp_path: Path) -> None:
     from edge_runtime.errors import ModelNotFoundError
     from edge_runtime.models import chain_model_path, resolve_model
