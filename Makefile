@@ -67,7 +67,7 @@ train-speed: install  ## LoRA step time / peak RSS: LM head everywhere vs on the
 
 chain-270m: install  ## one real chain round on the 270M model (resumable: run it again to continue)
 	nice -n 19 $(BIN)/foggen --log-level INFO chain --work .cache/chain-270m --publish models/chain \
-		--report reports/chain-270m --rounds 1 --buffer 200 --n-samples 4 --group 8 \
+		--report reports/chain-270m --rounds 2 --buffer 350 --n-samples 4 --group 8 --train-lr 2e-4 \
 		--bench-per-domain 20 --bench-small-per-domain 3
 
 lint: install

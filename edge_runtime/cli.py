@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     from converter.train_cli import add_training_commands
     from edge_runtime.config import RuntimeConfig, add_config_arguments
     from edge_runtime.service.cli import add_serve_command
+    from edge_runtime.service.log_cli import add_log_command
 
     parser = argparse.ArgumentParser(
         prog="foggen",
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_commands(commands)
     add_serve_command(commands)
+    add_log_command(commands)
     from benchmarks.calibrator_cli import add_calibrator_commands
 
     add_calibrator_commands(commands)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -71,6 +73,12 @@ def test_answers_with_a_decision_record_and_logs_it(
     entries = {e["id"]: e for e in read_log(service_dir / "decisions.jsonl")}
     assert entries["plants-1"]["answer"] == record["answer"]
     assert entries["plants-1"]["question"].startswith("Mail [email]:")  # redacted in the log
+    shown = subprocess.run(
+        [sys.executable, "-m", "edge_runtime.cli", "log", "--json", "--last", "0",
+         "--decision-log", str(service_dir / "decisions.jsonl")],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert {json.loads(x)["id"]: json.loads(x) for x in shown.stdout.splitlines()} == entries
 
 
 def test_tau_and_signal_per_request(served: ServiceProcess) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -118,6 +119,40 @@ def test_torn_last_line_is_skipped_on_read_and_cut_on_open(
     log.close()
     assert [e["id"] for e in read_log(path)] == ["q1", "q3"]
     assert path.read_bytes().endswith(b"}\n")
+
+
+def test_foggen_log_reads_rotated_files_skips_a_torn_line_and_summarises(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "d.jsonl"
+    size = len(json.dumps(DecisionLog(path, max_bytes=1, keep=0).entry(_record("q00"), QUESTION)))
+    log = DecisionLog(path, max_bytes=3 * size, keep=5)
+    for n in range(6):
+        log.append(_record(f"q{n:02d}"), QUESTION)
+    log.close()
+    with open(path, "ab") as file:
+        file.write(b'{"id": "torn')
+    foggen = [sys.executable, "-m", "edge_runtime.cli", "log", "--decision-log", str(path)]
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*foggen, *args], capture_output=True, text=True, timeout=120)
+
+    everything = run("--last", "0", "--json")
+    assert everything.returncode == 0, everything.stderr
+    assert [json.loads(x)["id"] for x in everything.stdout.splitlines()] == [
+        f"q{n:02d}" for n in range(6)
+    ]  # oldest first across the rotated files; the torn line skipped
+    assert "torn" in everything.stderr
+    last = run("--last", "2")
+    assert [x.split()[1] for x in last.stdout.splitlines()] == ["q04", "q05"]
+    assert "route=local" in last.stdout and "answer=A" in last.stdout
+    summary = json.loads(run("--summary", "--json").stdout)
+    assert summary["entries"] == 6 and summary["route"] == {"local": 6}
+    assert summary["routed_fraction"] == 0.0 and summary["escalation"] == {"none": 6}
+    assert "6 entries" in run("--summary").stdout
+    missing = run("--decision-log", str(tmp_path / "none.jsonl"))
+    assert missing.returncode == 2 and "no decision log" in missing.stderr
+    assert run("--last", "-1").returncode == 2
 
 
 # -- admission ---------------------------------------------------------------------------------
