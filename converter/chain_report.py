@@ -49,14 +49,37 @@ def _cell(value: Any) -> str:
     return "-" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def markdown(manifests: list[dict[str, Any]], title: str) -> str:
+def settings_line(config: dict[str, Any]) -> str:
+    """The chain's recipe in one sentence (from its recorded config)."""
+    train, bench = config["train"], config["bench"]
+    teacher = f"; round 0 labelled by the teacher {config['teacher']}" if config["teacher"] else ""
+    return (
+        f"Settings: {config['rounds']} round(s), buffer {config['buffer']} train-split questions "
+        f"per round, N = {config['n_samples']} samples at T = {config['temperature']}{teacher}; "
+        f"LoRA r = {train['r']}, alpha = {train['alpha']}, lr {train['lr']:g}, "
+        f"{train['epochs']} epoch(s), batch {train['batch_size']}, dtype {train['dtype']}; "
+        f"bench: {bench['per_domain']} eval questions per domain (fast mode), "
+        f"{bench['small_per_domain']} per domain in free mode, tau {bench['tau']}, "
+        f"simulated cloud; seed {config['seed']}."
+    )
+
+
+def markdown(
+    manifests: list[dict[str, Any]], title: str, config: dict[str, Any] | None = None
+) -> str:
     lines = [f"# {title}", ""]
+    if config is not None:
+        lines += [settings_line(config), ""]
     header = ["checkpoint", *(label for _, label in COLUMNS)]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows(manifests):
         cells = [row["checkpoint"], *(_cell(value(row, key)) for key, _ in COLUMNS)]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Each checkpoint's whole `foggen bench` report: the `report` path in its row."]
+    lines += [
+        "",
+        "Each checkpoint's whole `foggen bench` report (per domain, per question, plots) is in "
+        "the work folder, `bench/round-NN/`; the JSON gives its path.",
+    ]
     lines += ["", "## Time per stage (seconds)", "", "| round | step | seconds |", "|---|---|---|"]
     for m in manifests:
         for step, facts in m["steps"].items():
@@ -112,12 +135,19 @@ def plot(manifests: list[dict[str, Any]], path: Path) -> bool:
     return True
 
 
-def write_report(manifests: list[dict[str, Any]], stem: Path, *, title: str) -> list[Path]:
+def write_report(
+    manifests: list[dict[str, Any]],
+    stem: Path,
+    *,
+    title: str,
+    config: dict[str, Any] | None = None,
+) -> list[Path]:
     """``stem``.json, ``stem``.md and (with matplotlib) ``stem``.png."""
     stem.parent.mkdir(parents=True, exist_ok=True)
     json_path, md_path = stem.with_suffix(".json"), stem.with_suffix(".md")
-    json_path.write_text(json.dumps({"title": title, "rounds": manifests}, indent=1))
-    md_path.write_text(markdown(manifests, title))
+    data = {"title": title, "config": config, "rounds": manifests}
+    json_path.write_text(json.dumps(data, indent=1))
+    md_path.write_text(markdown(manifests, title, config))
     written = [json_path, md_path]
     if plot(manifests, stem.with_suffix(".png")):
         written.append(stem.with_suffix(".png"))

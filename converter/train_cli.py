@@ -110,7 +110,7 @@ def _cmd_chain(args: argparse.Namespace) -> int:
     chain = Chain(Path(args.work), config, publish=Path(args.publish) if args.publish else None)
     manifests = chain.run()
     stem = Path(args.report) if args.report else Path(args.work) / "report"
-    for path in write_report(manifests, stem, title=args.title):
+    for path in write_report(manifests, stem, title=args.title, config=chain.config.to_dict()):
         print(path)
     return EXIT_OK
 

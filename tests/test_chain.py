@@ -95,8 +95,11 @@ def test_chain_end_to_end_with_resume_publish_and_build(
     assert all(len(json.loads(line)["samples"]) == 3 for line in samples)
     assert sorted(p.name for p in publish.iterdir()) == ["round-00", "round-01"]
 
-    written = write_report(manifests, tmp_path / "report" / "chain", title="tiny")
-    assert "after round 1" in (tmp_path / "report" / "chain.md").read_text()
+    written = write_report(
+        manifests, tmp_path / "report" / "chain", title="tiny", config=chain.config.to_dict()
+    )
+    md = (tmp_path / "report" / "chain.md").read_text()
+    assert "after round 1" in md and "buffer 5 train-split questions" in md
     assert written[0].suffix == ".json"
 
     built = build_round(publish, 1, home=tmp_path / "home", threads=2, base_gguf=tiny_gguf)
