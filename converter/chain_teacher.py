@@ -22,8 +22,9 @@ from tqdm import tqdm
 
 from cloud_client.client import CloudClient
 from cloud_client.config import CloudConfig
-from cloud_client.errors import AnswerParseError, CloudError
+from cloud_client.errors import AnswerParseError, CloudConfigError, CloudError
 from converter.chain_sampling import file_hash, finished_ids
+from converter.errors import ConverterError
 from edge_runtime.question import Question
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ KEY_ENV = "FOGGEN_TEACHER_API_KEY"
 UNREADABLE = "?"
 
 
-class TeacherError(RuntimeError):
+class TeacherError(ConverterError):
     """The teacher endpoint failed a question after its retries; the message says what to do."""
 
 
@@ -43,6 +44,15 @@ def is_endpoint(reference: str) -> bool:
 
 def teacher_config(url: str, model: str | None) -> CloudConfig:
     """A patient client: a big teacher may take a minute per answer; still bounded."""
+    try:
+        return _patient_config(url, model)
+    except CloudConfigError as exc:  # its message never repeats a secret
+        raise TeacherError(
+            f"--teacher: {str(exc).replace('FOGGEN_CLOUD_API_KEY', KEY_ENV)}"
+        ) from exc
+
+
+def _patient_config(url: str, model: str | None) -> CloudConfig:
     return CloudConfig(
         url=url, model=model, api_key=os.environ.get(KEY_ENV) or None, connect_timeout=10.0,
         read_timeout=120.0, deadline=300.0, retries=3, backoff=1.0, backoff_max=20.0,
@@ -79,7 +89,10 @@ def sample_with_endpoint(ctx: Context, r: int, url: str, buffer: list[Question])
     seed = config.seed + r
     started = time.perf_counter()
     with CloudClient(teacher_config(url, config.teacher_model)) as client:
-        model = client.model_name() if todo else config.teacher_model
+        try:
+            model = client.model_name() if todo else config.teacher_model
+        except CloudError as exc:
+            raise TeacherError(f"the teacher at {url} does not answer: {exc}") from exc
         pool = ThreadPoolExecutor(max_workers=config.group, thread_name_prefix="teacher")
         futures: list[Future[list[str]]] = [
             pool.submit(ask_samples, client, q, config.n_samples, config.temperature, seed)

@@ -80,3 +80,15 @@ def test_teacher_failure_keeps_answered_questions_and_resumes(
 
 def _lines(ctx: Context, name: str) -> list[str]:
     return (ctx.round_dir(0) / name).read_text(encoding="utf-8").splitlines()
+
+
+def test_unreachable_or_invalid_teacher_is_a_clear_error(tmp_path: Path) -> None:
+    from benchmarks.fault_cloud import refused_url
+
+    ctx = _context(tmp_path, "unused")
+    buffer = select_buffer(0, 2)
+    with refused_url() as url, pytest.raises(TeacherError, match="does not answer"):
+        sample_with_endpoint(ctx, 0, url, buffer)
+    with pytest.raises(TeacherError, match=f"credentials.*{KEY_ENV}") as caught:
+        sample_with_endpoint(ctx, 0, "http://me:secret@127.0.0.1:9/v1", buffer)
+    assert "secret" not in str(caught.value)
