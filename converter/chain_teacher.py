@@ -42,21 +42,21 @@ def is_endpoint(reference: str) -> bool:
     return reference.startswith(("http://", "https://"))
 
 
-def teacher_config(url: str, model: str | None) -> CloudConfig:
+def teacher_config(url: str, model: str | None, max_tokens: int = 512) -> CloudConfig:
     """A patient client: a big teacher may take a minute per answer; still bounded."""
     try:
-        return _patient_config(url, model)
+        return _patient_config(url, model, max_tokens)
     except CloudConfigError as exc:  # its message never repeats a secret
         raise TeacherError(
             f"--teacher: {str(exc).replace('FOGGEN_CLOUD_API_KEY', KEY_ENV)}"
         ) from exc
 
 
-def _patient_config(url: str, model: str | None) -> CloudConfig:
+def _patient_config(url: str, model: str | None, max_tokens: int) -> CloudConfig:
     return CloudConfig(
         url=url, model=model, api_key=os.environ.get(KEY_ENV) or None, connect_timeout=10.0,
         read_timeout=120.0, deadline=300.0, retries=3, backoff=1.0, backoff_max=20.0,
-        breaker_failures=10, breaker_cooldown=30.0, max_tokens=512,
+        breaker_failures=10, breaker_cooldown=30.0, max_tokens=max_tokens,
     )  # fmt: skip
 
 
@@ -88,7 +88,8 @@ def sample_with_endpoint(ctx: Context, r: int, url: str, buffer: list[Question])
     todo = [q for q in buffer if q.id not in done]
     seed = config.seed + r
     started = time.perf_counter()
-    with CloudClient(teacher_config(url, config.teacher_model)) as client:
+    client_config = teacher_config(url, config.teacher_model, config.teacher_max_tokens)
+    with CloudClient(client_config) as client:
         try:
             model = client.model_name() if todo else config.teacher_model
         except CloudError as exc:

@@ -79,12 +79,13 @@ class ChainConfig:
     # edge runtime, or an OpenAI-compatible base URL (http(s)://host/v1) through cloud_client
     teacher: str | None = None
     teacher_model: str | None = None  # the endpoint's model name (default: the first listed)
+    teacher_max_tokens: int = 512  # max_tokens of each endpoint reply
     train: TrainConfig = field(default_factory=TrainConfig)
     bench: ChainBenchConfig = field(default_factory=ChainBenchConfig)
 
     def __post_init__(self) -> None:
-        if self.rounds < 1 or self.buffer < 1 or self.n_samples < 1 or self.group < 1:
-            raise ValueError("rounds, buffer, n_samples and group must be >= 1")
+        if min(self.rounds, self.buffer, self.n_samples, self.group, self.teacher_max_tokens) < 1:
+            raise ValueError("rounds, buffer, n_samples, group and teacher_max_tokens must be >= 1")
         if not self.temperature > 0:
             raise ValueError("temperature must be > 0")
 

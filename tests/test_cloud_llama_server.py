@@ -8,6 +8,7 @@ path is asserted against the simulated cloud.)
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -109,3 +110,23 @@ def test_escalation_to_llama_cpp_server_answers_or_queues(
         assert (entry.record_id, entry.reason, entry.status.value) == (
             QUESTION.id, "parse_error", "pending",
         )  # fmt: skip
+
+
+def test_distillation_teacher_on_llama_cpp_server(llama_server: str, tmp_path: Path) -> None:
+    """The chain's endpoint teacher against a real server: seeded samples at T = 0.7."""
+    from converter.chain_steps import Context
+    from converter.chain_teacher import UNREADABLE, sample_with_endpoint
+    from converter.train_config import ChainConfig
+
+    config = ChainConfig(
+        teacher=llama_server, teacher_max_tokens=16, buffer=1, n_samples=2, group=1, seed=3
+    )
+    ctx = Context(tmp_path / "work", config, None, False)
+    question = make_question(QUESTION.text, QUESTION.choices, id="teacher-q1", answer="B")
+    facts = sample_with_endpoint(ctx, 0, llama_server, [question])
+    (row,) = [json.loads(x) for x in (ctx.round_dir(0) / "samples.jsonl").read_text().splitlines()]
+    assert facts["model"].endswith(".gguf)") and facts["n"] == 1
+    assert len(row["samples"]) == 2
+    assert set(row["samples"]) <= {*QUESTION.letters, UNREADABLE}
+    assert row["fraction_correct"] == row["samples"].count("B") / 2
+    assert facts["unreadable_samples"] == row["samples"].count(UNREADABLE)
