@@ -17,19 +17,23 @@ EXIT_OK = 0
 _BOOL_FALSE = ("0", "false", "no")
 
 
-def _add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, prefix: str = "") -> None:
-    """One flag per field of a frozen config (default shown), so help and defaults never drift."""
+def _add_dataclass_flags(
+    parser: argparse.ArgumentParser, cls: type, prefix: str = "", skip: tuple[str, ...] = ()
+) -> None:
+    """One flag per field of a frozen config (its help and default), so they never drift."""
     for f in fields(cls):
+        if f.name in skip:
+            continue
         default = f.default
         kind = type(default) if default is not None else str
         flag = "--" + (prefix + f.name).replace("_", "-")
+        text = f.metadata.get("help", "")
+        text = text if "default" in text else f"{text} (default {default})".strip()
         if kind is bool:
             parser.add_argument(flag, dest=prefix + f.name, default=None, metavar="BOOL",
-                                type=lambda t: t.lower() not in _BOOL_FALSE,
-                                help=f"(default {default})")  # fmt: skip
+                                type=lambda t: t.lower() not in _BOOL_FALSE, help=text)  # fmt: skip
         else:
-            parser.add_argument(flag, dest=prefix + f.name, default=None, type=kind,
-                                help=f"(default {default})")  # fmt: skip
+            parser.add_argument(flag, dest=prefix + f.name, default=None, type=kind, help=text)
 
 
 def _config_from(args: argparse.Namespace, cls: type, prefix: str = "") -> Any:
@@ -61,9 +65,7 @@ def add_training_commands(commands: Any, model_commands: Any) -> None:
     chain.add_argument("--title", default="FogGen chain", help="report title")
     from converter.train_config import ChainConfig
 
-    for f in fields(ChainConfig):
-        if f.name not in ("train", "bench"):
-            _add_flag(chain, f.name, f.default)
+    _add_dataclass_flags(chain, ChainConfig, skip=("train", "bench"))
     _add_dataclass_flags(chain, TrainConfig, prefix="train_")
     _add_dataclass_flags(chain, ChainBenchConfig, prefix="bench_")
     chain.set_defaults(handler=guard(_cmd_chain))
@@ -75,12 +77,6 @@ def add_training_commands(commands: Any, model_commands: Any) -> None:
     build.add_argument("--chain", default="models/chain", help="published adapters folder")
     build.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     build.set_defaults(handler=guard(_cmd_build))
-
-
-def _add_flag(parser: argparse.ArgumentParser, name: str, default: Any) -> None:
-    kind = type(default) if default is not None else str
-    parser.add_argument("--" + name.replace("_", "-"), dest=name, default=None, type=kind,
-                        help=f"(default {default})")  # fmt: skip
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

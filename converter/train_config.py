@@ -13,24 +13,29 @@ DTYPES = ("auto", "bf16", "fp32")
 HEADS = ("targets", "full")
 
 
+def _opt(default: Any, help: str) -> Any:
+    """A field whose help text becomes its flag's --help line."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """LoRA SFT settings; the defaults are the FogGen card's recipe."""
 
-    r: int = 16
-    alpha: int = 32
-    dropout: float = 0.0
-    lr: float = 5e-5
-    epochs: int = 2
-    batch_size: int = 4
-    max_tokens: int = 1024  # longer examples are dropped (counted), never truncated
-    seed: int = 0
-    dtype: str = "auto"  # auto | bf16 | fp32
-    head: str = "targets"  # targets: LM head only where the loss is taken; full: every position
-    bucketed: bool = True  # batches of similar length
-    max_batch_tokens: int = 2048  # padded tokens per batch (long examples: smaller batches)
-    threads: int = 0  # torch intra-op threads (0: torch's default)
-    max_steps: int = 0  # stop after this many steps (0: all epochs; for measurements)
+    r: int = _opt(16, "LoRA rank")
+    alpha: int = _opt(32, "LoRA alpha (scale alpha / r)")
+    dropout: float = _opt(0.0, "LoRA dropout")
+    lr: float = _opt(5e-5, "learning rate (AdamW, constant)")
+    epochs: int = _opt(2, "passes over the examples")
+    batch_size: int = _opt(4, "examples per step (at most; see --max-batch-tokens)")
+    max_tokens: int = _opt(1024, "longer examples are dropped and counted, never truncated")
+    seed: int = _opt(0, "seed of the LoRA init, shuffling and dropout")
+    dtype: str = _opt("auto", "auto | bf16 | fp32 (auto: bf16 where the CPU has AVX512-BF16/AMX)")
+    head: str = _opt("targets", "targets: LM head only where the loss is taken; full: everywhere")
+    bucketed: bool = _opt(True, "batches of similar length")
+    max_batch_tokens: int = _opt(2048, "padded tokens per batch (long examples: smaller batches)")
+    threads: int = _opt(0, "torch intra-op threads (0: torch's default)")
+    max_steps: int = _opt(0, "stop after this many steps (0: all epochs; for measurements)")
 
     def __post_init__(self) -> None:
         if self.r < 1 or self.alpha <= 0:
@@ -51,10 +56,10 @@ class TrainConfig:
 class ChainBenchConfig:
     """What ``foggen bench`` runs on each round's GGUF (eval split, simulated cloud)."""
 
-    per_domain: int = 20  # eval questions per domain in fast mode (routing, calibration)
-    small_per_domain: int = 3  # per domain in floor/fast/grammar/free modes (compliance, speed)
-    tau: float = 0.5
-    threads: int = 2
+    per_domain: int = _opt(20, "eval questions per domain in fast mode (routing, calibration)")
+    small_per_domain: int = _opt(3, "per domain in floor/fast/grammar/free mode (compliance)")
+    tau: float = _opt(0.5, "routing threshold of the card table")
+    threads: int = _opt(2, "llama.cpp threads of the bench")
 
     def __post_init__(self) -> None:
         if self.per_domain < 1 or self.small_per_domain < 0 or self.threads < 1:
@@ -67,19 +72,21 @@ class ChainBenchConfig:
 class ChainConfig:
     """One chain. ``base``: an HF checkpoint folder, or None for the embedded GGUF."""
 
-    rounds: int = 1
-    buffer: int = 1800  # questions per round (train split only; calib and eval never)
-    n_samples: int = 8
-    temperature: float = 0.7
-    group: int = 8  # questions per parallel llama.cpp call
-    seed: int = 0
-    threads: int = 2
-    base: str | None = None
-    # sibling distillation: round 0 is labelled by a teacher's samples - a GGUF run through the
-    # edge runtime, or an OpenAI-compatible base URL (http(s)://host/v1) through cloud_client
-    teacher: str | None = None
-    teacher_model: str | None = None  # the endpoint's model name (default: the first listed)
-    teacher_max_tokens: int = 512  # max_tokens of each endpoint reply
+    rounds: int = _opt(1, "rounds to have run (re-run with more to continue a chain)")
+    buffer: int = _opt(1800, "questions per round (train split only; calib and eval never)")
+    n_samples: int = _opt(8, "self-samples per question (the label: fraction correct)")
+    temperature: float = _opt(0.7, "sampling temperature")
+    group: int = _opt(8, "questions per parallel llama.cpp call (endpoint: requests in flight)")
+    seed: int = _opt(0, "base seed (round r uses seed + r)")
+    threads: int = _opt(2, "llama.cpp threads for sampling and quantizing")
+    base: str | None = _opt(None, "start checkpoint: HF folder or .gguf (default: embedded)")
+    teacher: str | None = _opt(
+        None, "sibling distillation: round 0 labelled by a teacher's samples - a .gguf (edge "
+        "runtime) or an OpenAI-compatible base URL http(s)://host/v1 (cloud client; key from "
+        "FOGGEN_TEACHER_API_KEY)",
+    )  # fmt: skip
+    teacher_model: str | None = _opt(None, "the endpoint's model (default: the first listed)")
+    teacher_max_tokens: int = _opt(512, "max_tokens of each endpoint reply")
     train: TrainConfig = field(default_factory=TrainConfig)
     bench: ChainBenchConfig = field(default_factory=ChainBenchConfig)
 
