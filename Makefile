@@ -65,9 +65,9 @@ train-speed: install  ## LoRA step time / peak RSS: LM head everywhere vs on the
 	test -d .cache/base-hf || $(BIN)/foggen convert --from-gguf "$$($(BIN)/foggen model fetch --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["path"])')" --to-hf .cache/base-hf
 	nice -n 19 $(BIN)/python -m benchmarks.train_speed --checkpoint .cache/base-hf
 
-chain-270m: install  ## one real chain round on the 270M model (resumable: run it again to continue)
+chain-270m: install  ## the committed 4-round chain on the 270M model (resumable: run it again to continue)
 	nice -n 19 $(BIN)/foggen --log-level INFO chain --work .cache/chain-270m --publish models/chain \
-		--report reports/chain-270m --rounds 2 --buffer 350 --n-samples 4 --group 8 --train-lr 2e-4 \
+		--report reports/chain-270m --rounds 4 --buffer 350 --n-samples 4 --group 8 --train-lr 2e-4 \
 		--bench-per-domain 20 --bench-small-per-domain 3
 
 lint: install
