@@ -50,6 +50,20 @@ def test_the_run_writes_markdown_json_and_plots(bench_dir: Path) -> None:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
 
 
+def test_without_a_small_subset_the_report_has_no_latency_plot(
+    report: dict[str, Any], tmp_path: Path
+) -> None:
+    """--small 0: no per-mode latency to draw; the other plots and the report are written."""
+    for model in report["models"]:
+        model["speed"]["small_subset_latency_ms"] = {}
+    written = {p.name for p in write_report(report, tmp_path)}
+    assert written == {"bench.json", "bench.md", "tau-sweep.png", "reliability.png",
+                       "risk-coverage.png"}  # fmt: skip
+    assert json.loads((tmp_path / "bench.json").read_text())["plots"] == [
+        "tau-sweep.png", "reliability.png", "risk-coverage.png"
+    ]  # fmt: skip
+
+
 def test_card_table_follows_from_the_per_question_outcomes(
     report: dict[str, Any], runtime: EdgeRuntime
 ) -> None:

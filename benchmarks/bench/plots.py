@@ -35,6 +35,8 @@ def write_plots(report: dict[str, Any], out: Path) -> list[Path]:
         ("latency", _latency),
     ):
         fig = draw(plt, report["models"])
+        if fig is None:  # nothing to show (e.g. --small 0: no per-mode latency)
+            continue
         path = out / f"{name}.png"
         fig.savefig(path, dpi=110, bbox_inches="tight")
         plt.close(fig)
@@ -123,8 +125,10 @@ def _risk_coverage(plt: Any, models: list[dict[str, Any]]) -> Any:
 
 
 def _latency(plt: Any, models: list[dict[str, Any]]) -> Any:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
     modes = ["floor", "fast", "grammar", "free", "transformers"]
+    if not any(model["speed"]["small_subset_latency_ms"] for model in models):
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
     width = 0.8 / max(1, len(models))
     for index, model in enumerate(models):
         table = model["speed"]["small_subset_latency_ms"]

@@ -57,7 +57,11 @@ def write_report(report: dict[str, Any], out: Path, *, plots: bool = True) -> li
     written = []
     missing = plots_available() if plots else "plots disabled (--no-plots)"
     if missing is None:
-        written += write_plots(report, out)
+        try:
+            written += write_plots(report, out)
+        except Exception as exc:  # a plot must never cost the measurements: JSON and MD follow
+            log.warning("plotting failed, the report is written without plots: %r", exc)
+            missing = f"plotting failed: {exc!r}"
     report["plots"] = [p.name for p in written] or {"skipped": missing}
     written.insert(0, write_json(out / "bench.json", report))
     md = out / "bench.md"
