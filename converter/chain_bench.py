@@ -56,7 +56,7 @@ def summarise(report: dict[str, Any], out: Path) -> dict[str, Any]:
             "random": round(mean["random_at_tau"] / 100.0, 4),
             "lift_points": mean["lift"],
         },
-        "bucket_counts": dict(sorted(Counter(str(q["bucket"]) for q in questions).items())),
+        "bucket_counts": calibration["bucket_histogram"],
         "letter_counts": dict(sorted(Counter(str(q["local"]) for q in questions).items())),
         "free_n": compliance["n"],
         "free_strict": compliance["strict"],

@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tqdm import tqdm
 
+from converter.chain_steps import Context, file_sha256
 from edge_runtime.question import Question
 from edge_runtime.sampling import Samples, SampleSettings, SelfSampler
-
-if TYPE_CHECKING:
-    from converter.chain_steps import Context
 
 SEQUENTIAL_PROBE = 8  # questions timed one at a time
 
@@ -103,11 +101,5 @@ def sample_buffer(ctx: Context, r: int, model: Path, buffer: list[Question]) -> 
             "one_at_a_time_qps": round(len(probe) / single_seconds, 3),
             "batched_qps": round(len(probe) / batched_seconds, 3),
         },
-        "sha256": file_hash(path),
+        "sha256": file_sha256(path),
     }
-
-
-def file_hash(path: Path) -> str:
-    from converter.chain_steps import file_sha256
-
-    return file_sha256(path)

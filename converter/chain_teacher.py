@@ -16,19 +16,17 @@ import json
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tqdm import tqdm
 
 from cloud_client.client import CloudClient
 from cloud_client.config import CloudConfig
 from cloud_client.errors import AnswerParseError, CloudConfigError, CloudError
-from converter.chain_sampling import file_hash, finished_ids
+from converter.chain_sampling import finished_ids
+from converter.chain_steps import Context, file_sha256
 from converter.errors import ConverterError
 from edge_runtime.question import Question
-
-if TYPE_CHECKING:
-    from converter.chain_steps import Context
 
 KEY_ENV = "FOGGEN_TEACHER_API_KEY"
 UNREADABLE = "?"
@@ -128,5 +126,5 @@ def sample_with_endpoint(ctx: Context, r: int, url: str, buffer: list[Question])
         "unreadable_samples": sum(s.count(UNREADABLE) for s in samples),
         "questions_per_second": round(len(todo) / seconds, 3) if todo and seconds else None,
         "probe": None,
-        "sha256": file_hash(path),
+        "sha256": file_sha256(path),
     }
