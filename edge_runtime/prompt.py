@@ -8,7 +8,12 @@ The BOS token is added once, as a token, by the engine.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from edge_runtime.question import Question
+
+if TYPE_CHECKING:
+    from edge_runtime.engine import LlamaEngine
 
 SYSTEM_PROMPT = (
     "You are a self-aware multiple-choice assistant.\n"
@@ -48,3 +53,21 @@ def prompt_suffix(question: Question) -> str:
 def render_prompt(question: Question) -> str:
     """The whole prompt text after BOS (for HF tokenizers, training and parity checks)."""
     return prompt_prefix() + prompt_suffix(question)
+
+
+class PromptTokens:
+    """The exact token ids llama.cpp evaluates for a question: BOS, the shared prefix, the MCQ,
+    then the template's own turn markers.
+
+    The question and options are tokenized as plain text: a ``<start_of_turn>`` typed by a user
+    stays text and cannot open a turn of its own (no prompt injection through control tokens).
+    """
+
+    def __init__(self, engine: LlamaEngine) -> None:
+        self._engine = engine
+        self.prefix = [engine.bos, *engine.tokenize(prompt_prefix())]
+        self._turn_end = engine.tokenize(END_TURN + START_MODEL)
+
+    def __call__(self, question: Question) -> list[int]:
+        user = self._engine.tokenize(user_message(question), special=False)
+        return self.prefix + user + self._turn_end

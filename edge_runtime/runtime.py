@@ -24,7 +24,7 @@ from edge_runtime.errors import CalibratorNotFoundError, ConfigError, PromptTooL
 from edge_runtime.escalation import Escalator, kept_local, no_cloud
 from edge_runtime.gguf_check import GGUFInfo, inspect_gguf
 from edge_runtime.models import ModelFile, resolve_model
-from edge_runtime.prompt import END_TURN, START_MODEL, prompt_prefix, user_message
+from edge_runtime.prompt import PromptTokens
 from edge_runtime.question import Question, make_question
 from edge_runtime.record import DecisionRecord, Latency
 from edge_runtime.routing import Route, route
@@ -65,8 +65,8 @@ class EdgeRuntime:
         self.escalator = escalator
         self.calibrator = calibrator
         self._lock = threading.Lock()
-        self._prefix = [engine.bos, *engine.tokenize(prompt_prefix())]
-        self._turn_end = engine.tokenize(END_TURN + START_MODEL)
+        self._prompt = PromptTokens(engine)
+        self._prefix = self._prompt.prefix
         self._tries: dict[int, ResponseTrie] = {}
         self.taus: TauTable | None = None
         if config.tau_file:
@@ -150,13 +150,8 @@ class EdgeRuntime:
         return self._decide(question, result, config, edge_ms)
 
     def prompt_tokens(self, question: Question) -> list[int]:
-        """The exact token ids llama.cpp evaluates for ``question`` (BOS, prefix, suffix).
-
-        The question and options are plain text: a ``<start_of_turn>`` typed by a user stays
-        text and cannot open a turn of its own (no prompt injection through control tokens).
-        """
-        user = self.engine.tokenize(user_message(question), special=False)
-        return self._prefix + user + self._turn_end
+        """The exact token ids llama.cpp evaluates for ``question`` (see ``PromptTokens``)."""
+        return self._prompt(question)
 
     def run_edge(self, question: Question, *, mode: Mode) -> EdgeResult:
         """One forward pass of the edge model in ``mode`` (no routing)."""

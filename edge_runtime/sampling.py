@@ -21,7 +21,7 @@ import numpy as np
 
 from edge_runtime.decoding import ResponseTrie, _Node
 from edge_runtime.engine import EngineSettings, LlamaEngine
-from edge_runtime.prompt import prompt_prefix, prompt_suffix
+from edge_runtime.prompt import PromptTokens
 from edge_runtime.question import Question
 from edge_runtime.schema import AnswerSchema
 
@@ -125,15 +125,11 @@ class SelfSampler:
                 n_seq_max=settings.group * SEQS_PER_QUESTION,
             ),
         )
-        self._prefix = [self.engine.bos, *self.engine.tokenize(prompt_prefix())]
+        self.prompt_tokens = PromptTokens(self.engine)  # the runtime's exact ids
         self._tries: dict[int, ResponseTrie] = {}
 
     def close(self) -> None:
         self.engine.close()
-
-    def prompt_tokens(self, question: Question) -> list[int]:
-        """As ``EdgeRuntime.prompt_tokens``: BOS, the shared prefix, then the question."""
-        return self._prefix + self.engine.tokenize(prompt_suffix(question))
 
     def trie(self, n_options: int) -> ResponseTrie:
         if n_options not in self._tries:
