@@ -47,7 +47,7 @@ parity: install  ## converter parity on the real-size model: transformers vs our
 	$(BIN)/python -m benchmarks.converter_parity
 
 fault-matrix: install  ## every cloud failure case against a fault-injecting server on 127.0.0.1
-	$(BIN)/python -m benchmarks.fault_matrix
+	$(BIN)/python -m testkit.fault_matrix
 
 escalation-latency: install  ## what an escalation to the simulated cloud adds, >= 50 questions
 	$(BIN)/python -m benchmarks.escalation_latency
@@ -56,7 +56,7 @@ serve: install  ## the kiosk HTTP service on 127.0.0.1:8080 (FOGGEN_API_TOKEN fo
 	$(BIN)/foggen serve
 
 serve-load: install  ## 8 clients on loopback for 60 s against foggen serve (reports/service-load.json)
-	$(BIN)/python -m benchmarks.service_load
+	$(BIN)/python -m testkit.service_load
 
 calibration: install  ## fit the calibrator on calib, measure every routing signal on eval
 	$(BIN)/python -m benchmarks.calibration_report
@@ -71,7 +71,7 @@ chain-270m: install  ## the committed 4-round chain on the 270M model (resumable
 		--bench-per-domain 20 --bench-small-per-domain 3
 
 lint: install
-	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy edge_runtime benchmarks cloud_client
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy confkit cloud_client edge_runtime converter benchmarks foggen testkit
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -25,21 +25,21 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import metrics
-from benchmarks.calibrate import (
+from benchmarks.report import git_commit, machine, write_json
+from benchmarks.simulated_cloud import LABEL, AnswerBook, SimulatedCloudConfig
+from edge_runtime.config import NO_CALIBRATOR, RuntimeConfig, foggen_home
+from edge_runtime.decoding import EdgeResult
+from edge_runtime.mcq import DOMAINS, load_questions
+from edge_runtime.question import Question
+from edge_runtime.routing import metrics
+from edge_runtime.routing.calibrator import FEATURE_NAMES, calibrator_path, features
+from edge_runtime.routing.fit import (
     Observation,
     cross_validated,
     design,
     fit_calibrator,
     observations,
 )
-from benchmarks.data import DOMAINS, load_questions
-from benchmarks.report import git_commit, machine, write_json
-from benchmarks.simulated_cloud import LABEL, AnswerBook, SimulatedCloudConfig
-from edge_runtime.calibration import FEATURE_NAMES, calibrator_path, features
-from edge_runtime.config import NO_CALIBRATOR, RuntimeConfig, foggen_home
-from edge_runtime.decoding import EdgeResult
-from edge_runtime.question import Question
 from edge_runtime.runtime import EdgeRuntime
 
 SIGNALS = ("bucket", "bucket_expectation", "letter_max", "calibrated")

@@ -17,7 +17,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.data import DOMAINS, stratified
 from converter.gguf_export import OutType, export_gguf
 from converter.quantize import QuantType, quantize
 from converter.to_hf import gguf_to_hf
@@ -28,6 +27,7 @@ from converter.verify import (
     verify,
 )
 from edge_runtime.config import foggen_home
+from edge_runtime.mcq import DOMAINS, stratified
 from edge_runtime.models import fetch_embedded
 
 

@@ -109,6 +109,20 @@ def _short(value: Any) -> Any:
     return value
 
 
+def _checkpoint(given: str | None, work: Path) -> Path:
+    """The HF checkpoint to convert: the given one, else the embedded model converted back."""
+    checkpoint = Path(given) if given else work / "gemma-3-270m-hf"
+    if not checkpoint.exists():
+        from edge_runtime.config import foggen_home
+        from edge_runtime.models import fetch_embedded
+
+        embedded = str(fetch_embedded(home=foggen_home()))
+        foggen = [sys.executable, "-m", "foggen"]
+        subprocess.run([*foggen, "convert", "--from-gguf", embedded, "--to-hf", str(checkpoint)],
+                       check=True)  # fmt: skip
+    return checkpoint
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -120,51 +134,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parser.parse_args(argv)
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    checkpoint = Path(args.checkpoint) if args.checkpoint else work / "gemma-3-270m-hf"
-    if not checkpoint.exists():
-        from edge_runtime.config import foggen_home
-        from edge_runtime.models import fetch_embedded
-
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "edge_runtime.cli",
-                "convert",
-                "--from-gguf",
-                str(fetch_embedded(home=foggen_home())),
-                "--to-hf",
-                str(checkpoint),
-            ],
-            check=True,
-        )
+    checkpoint = _checkpoint(args.checkpoint, work)
     script = fetch_reference(work)
     ref_out, our_out = work / f"reference-{args.dtype}.gguf", work / f"ours-{args.dtype}.gguf"
+    reference = [sys.executable, str(script), str(checkpoint)]
+    ours = [sys.executable, "-m", "foggen", "convert", str(checkpoint)]
     timings = {
-        "reference": timed(
-            [
-                sys.executable,
-                str(script),
-                str(checkpoint),
-                "--outtype",
-                args.dtype,
-                "--outfile",
-                str(ref_out),
-            ]
-        ),
-        "ours": timed(
-            [
-                sys.executable,
-                "-m",
-                "edge_runtime.cli",
-                "convert",
-                str(checkpoint),
-                "--out",
-                str(our_out),
-                "--dtype",
-                args.dtype,
-            ]
-        ),
+        "reference": timed([*reference, "--outtype", args.dtype, "--outfile", str(ref_out)]),
+        "ours": timed([*ours, "--out", str(our_out), "--dtype", args.dtype]),
     }
     report = {
         "dtype": args.dtype,

@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import textwrap
 
-from benchmarks.data import stratified
 from edge_runtime.config import Mode, RuntimeConfig
+from edge_runtime.mcq import stratified
 from edge_runtime.runtime import EdgeRuntime
 
 
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
             )
         print(
             f"\nedge model correct on {right}/{len(questions)}. This is the *base* Gemma-3-270M:"
-            " its confidence carries no information until FogGen training (issue 7/8)."
+            " its confidence carries no information until it is FogGen-trained."
         )
 
 

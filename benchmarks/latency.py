@@ -26,17 +26,17 @@ from typing import Any
 
 from tqdm import tqdm
 
-from benchmarks.data import stratified
 from benchmarks.report import git_commit as _git_commit
 from benchmarks.report import summary as _summary
 from edge_runtime.config import Mode, RuntimeConfig
 from edge_runtime.decoding import EdgeResult
+from edge_runtime.mcq import stratified
 from edge_runtime.question import Question
 from edge_runtime.runtime import EdgeRuntime
 
 COLD_START_SCRIPT = """
 import json
-from benchmarks.data import stratified
+from edge_runtime.mcq import stratified
 from edge_runtime.config import RuntimeConfig
 from edge_runtime.runtime import EdgeRuntime
 rt = EdgeRuntime.load(RuntimeConfig(n_threads={threads}, model={model!r}))

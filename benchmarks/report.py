@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import platform
 import statistics
-import subprocess
 from pathlib import Path
 from typing import Any
+
+from edge_runtime.provenance import git_commit
+
+__all__ = ["git_commit", "machine", "summary", "write_json"]
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -15,16 +18,6 @@ def summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return {"median": round(statistics.median(ordered), 2), "p95": round(p95, 2)}
-
-
-def git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        )
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return out.stdout.strip()
 
 
 def machine() -> dict[str, str]:

@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from benchmarks.data import DOMAINS, SPLITS, load_questions
 from benchmarks.local_http import JSONHandler, base_url, serve
 from cloud_client.protocol import LETTERS, question_key, read_user_message
+from edge_runtime.mcq import DOMAINS, SPLITS, load_questions
 
 LABEL = "simulated cloud"
 # The card's cloud-only accuracy per domain (Qwen3-30B-A3B-Instruct-2507), in percent

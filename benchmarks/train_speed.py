@@ -28,8 +28,8 @@ VARIANTS = {
 
 
 def write_examples_file(path: Path) -> None:
-    from benchmarks.data import stratified
     from converter.sft_data import Example, write_examples
+    from edge_runtime.mcq import stratified
     from edge_runtime.schema import BUCKETS
 
     rng = random.Random(0)

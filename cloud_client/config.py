@@ -1,9 +1,8 @@
 """Cloud escalation settings: one frozen dataclass, built once from flags > environment > defaults.
 
-Field metadata has the same shape as ``edge_runtime.config`` (``env``, ``help``, ``parse``,
-optionally ``flag``), so the ``foggen`` CLI generates flags and reads the environment with the
-same code for both. This module imports nothing from ``edge_runtime``: the dependency points
-one way, from the runtime to the cloud client.
+Fields are ``confkit.setting``s, like every config's, so the ``foggen`` CLI generates flags and
+reads the environment with the same code for all. This module imports nothing from
+``edge_runtime``: the dependency points one way, from the runtime to the cloud client.
 
 The API key comes from ``FOGGEN_CLOUD_API_KEY`` only (a flag would show up in ``ps``); it is
 left out of ``repr`` and never written to logs, errors, the decision record or the outbox.
@@ -12,27 +11,11 @@ left out of ``repr`` and never written to logs, errors, the decision record or t
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from cloud_client.errors import CloudConfigError
-
-
-def _opt(
-    env: str,
-    help: str,
-    default: Any,
-    parse: Callable[[str], Any],
-    *,
-    flag: str | None = None,
-    secret: bool = False,
-) -> Any:
-    metadata: dict[str, Any] = {"env": env, "help": help, "parse": parse, "env_only": secret}
-    if flag:
-        metadata["flag"] = flag
-    return field(default=default, repr=not secret, metadata=metadata)
+from confkit import parse_bool, setting
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -41,76 +24,107 @@ def _names(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class CloudConfig:
-    url: str | None = _opt(
-        "FOGGEN_CLOUD_URL",
-        "OpenAI-compatible base URL including /v1 (empty: no cloud, answer on the device)",
+    url: str | None = setting(
         None,
-        str,
+        "OpenAI-compatible base URL including /v1 (empty: no cloud, answer on the device)",
+        env="FOGGEN_CLOUD_URL",
+        parse=str,
         flag="--cloud-url",
     )
-    model: str | None = _opt(
-        "FOGGEN_CLOUD_MODEL",
-        "cloud model name (empty: the first model the server lists at /v1/models)",
+    model: str | None = setting(
         None,
-        str,
+        "cloud model name (empty: the first model the server lists at /v1/models)",
+        env="FOGGEN_CLOUD_MODEL",
+        parse=str,
         flag="--cloud-model",
     )
-    api_key: str | None = _opt(
-        "FOGGEN_CLOUD_API_KEY", "bearer token for the cloud", None, str, secret=True
+    api_key: str | None = setting(
+        None,
+        "bearer token for the cloud",
+        env="FOGGEN_CLOUD_API_KEY",
+        parse=str,
+        secret=True,
     )
-    outbox: str | None = _opt(
-        "FOGGEN_OUTBOX",
+    outbox: str | None = setting(
+        None,
         "outbox database; unset: $FOGGEN_HOME/outbox.sqlite3, else "
         "$XDG_DATA_HOME/foggen/outbox.sqlite3",
-        None,
-        str,
+        env="FOGGEN_OUTBOX",
+        parse=str,
         flag="--outbox",
     )
-    connect_timeout: float = _opt(
-        "FOGGEN_CLOUD_CONNECT_TIMEOUT", "seconds to open a connection", 3.0, float
+    connect_timeout: float = setting(
+        3.0,
+        "seconds to open a connection",
+        env="FOGGEN_CLOUD_CONNECT_TIMEOUT",
+        parse=float,
     )
-    read_timeout: float = _opt(
-        "FOGGEN_CLOUD_READ_TIMEOUT", "seconds to wait for each read of the reply", 10.0, float
+    read_timeout: float = setting(
+        10.0,
+        "seconds to wait for each read of the reply",
+        env="FOGGEN_CLOUD_READ_TIMEOUT",
+        parse=float,
     )
-    deadline: float = _opt(
-        "FOGGEN_CLOUD_DEADLINE",
-        "latency budget in seconds for one question's escalation, all attempts included",
+    deadline: float = setting(
         15.0,
-        float,
+        "latency budget in seconds for one question's escalation, all attempts included",
+        env="FOGGEN_CLOUD_DEADLINE",
+        parse=float,
     )
-    retries: int = _opt("FOGGEN_CLOUD_RETRIES", "retries after the first attempt", 2, int)
-    backoff: float = _opt(
-        "FOGGEN_CLOUD_BACKOFF", "first backoff in seconds (doubles, with jitter)", 0.5, float
+    retries: int = setting(
+        2,
+        "retries after the first attempt",
+        env="FOGGEN_CLOUD_RETRIES",
+        parse=int,
     )
-    backoff_max: float = _opt("FOGGEN_CLOUD_BACKOFF_MAX", "longest backoff", 4.0, float)
-    breaker_failures: int = _opt(
-        "FOGGEN_CLOUD_BREAKER_FAILURES",
-        "consecutive failed attempts that open the circuit breaker",
+    backoff: float = setting(
+        0.5,
+        "first backoff in seconds (doubles, with jitter)",
+        env="FOGGEN_CLOUD_BACKOFF",
+        parse=float,
+    )
+    backoff_max: float = setting(
+        4.0,
+        "longest backoff",
+        env="FOGGEN_CLOUD_BACKOFF_MAX",
+        parse=float,
+    )
+    breaker_failures: int = setting(
         5,
-        int,
+        "consecutive failed attempts that open the circuit breaker",
+        env="FOGGEN_CLOUD_BREAKER_FAILURES",
+        parse=int,
     )
-    breaker_cooldown: float = _opt(
-        "FOGGEN_CLOUD_BREAKER_COOLDOWN",
-        "seconds before an open breaker lets one probe through",
+    breaker_cooldown: float = setting(
         30.0,
-        float,
+        "seconds before an open breaker lets one probe through",
+        env="FOGGEN_CLOUD_BREAKER_COOLDOWN",
+        parse=float,
     )
-    max_tokens: int = _opt("FOGGEN_CLOUD_MAX_TOKENS", "max_tokens for the cloud reply", 256, int)
-    never_domains: tuple[str, ...] = _opt(
-        "FOGGEN_CLOUD_NEVER_DOMAINS",
-        "comma-separated domains that never leave the device",
+    max_tokens: int = setting(
+        256,
+        "max_tokens for the cloud reply",
+        env="FOGGEN_CLOUD_MAX_TOKENS",
+        parse=int,
+    )
+    never_domains: tuple[str, ...] = setting(
         (),
-        _names,
+        "comma-separated domains that never leave the device",
+        env="FOGGEN_CLOUD_NEVER_DOMAINS",
+        parse=_names,
     )
-    never_regex: str | None = _opt(
-        "FOGGEN_CLOUD_NEVER_REGEX",
-        "questions matching this regular expression never leave the device",
+    never_regex: str | None = setting(
         None,
-        str,
+        "questions matching this regular expression never leave the device",
+        env="FOGGEN_CLOUD_NEVER_REGEX",
+        parse=str,
     )
-    redact: bool = _opt(
-        "FOGGEN_CLOUD_REDACT", "redact e-mails, phone and card numbers before sending", True, bool
-    )  # parse=bool: the config builder reads true/false, yes/no, on/off, 1/0
+    redact: bool = setting(
+        True,
+        "redact e-mails, phone and card numbers before sending",
+        env="FOGGEN_CLOUD_REDACT",
+        parse=parse_bool,
+    )
 
     def __post_init__(self) -> None:
         if self.url is not None:

@@ -246,20 +246,7 @@ def write_hf_tokenizer(vocab: Vocab, directory: Path) -> None:
                 "single_word": False,
                 "special": special,
             }
-    spec = proto.trainer_spec
-    spec.model_type = pb.TrainerSpec.BPE
-    spec.vocab_size = len(vocab.tokens)
-    spec.byte_fallback = True
-    spec.split_digits = True
-    spec.allow_whitespace_only_pieces = True
-    spec.split_by_whitespace = False
-    spec.treat_whitespace_as_suffix = False
-    for name in ("unk", "bos", "eos", "pad"):
-        value = getattr(vocab, f"{name}_id")
-        setattr(spec, f"{name}_id", -1 if value is None else value)
-    norm = proto.normalizer_spec
-    norm.name, norm.add_dummy_prefix = "identity", False
-    norm.remove_extra_whitespaces, norm.escape_whitespaces = False, True
+    _set_bpe_spec(proto, pb, vocab)
     (directory / "tokenizer.model").write_bytes(proto.SerializeToString())
 
     def content(token_id: int | None) -> str | None:
@@ -284,3 +271,21 @@ def write_hf_tokenizer(vocab: Vocab, directory: Path) -> None:
     )
     specials = {k: config[k] for k in ("bos_token", "eos_token", "unk_token", "pad_token")}
     (directory / "special_tokens_map.json").write_text(json.dumps(specials, indent=1))
+
+
+def _set_bpe_spec(proto: Any, pb: Any, vocab: Vocab) -> None:
+    """The trainer and normalizer settings of Gemma's SentencePiece BPE model."""
+    spec = proto.trainer_spec
+    spec.model_type = pb.TrainerSpec.BPE
+    spec.vocab_size = len(vocab.tokens)
+    spec.byte_fallback = True
+    spec.split_digits = True
+    spec.allow_whitespace_only_pieces = True
+    spec.split_by_whitespace = False
+    spec.treat_whitespace_as_suffix = False
+    for name in ("unk", "bos", "eos", "pad"):
+        value = getattr(vocab, f"{name}_id")
+        setattr(spec, f"{name}_id", -1 if value is None else value)
+    norm = proto.normalizer_spec
+    norm.name, norm.add_dummy_prefix = "identity", False
+    norm.remove_extra_whitespaces, norm.escape_whitespaces = False, True

@@ -121,17 +121,23 @@ def fetch_embedded(*, home: Path) -> Path:
     return target
 
 
+def hash_file(path: Path) -> str:
+    """The file's sha256 (read in 1 MiB blocks)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def file_sha256(path: Path, *, home: Path) -> str:
     """The file's sha256, from the stamp when size and mtime still match, else hashed."""
     stamped = _stamp_for(path, home)
     if stamped:
         return stamped
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    _write_stamp(path, digest.hexdigest(), home)
-    return digest.hexdigest()
+    sha256 = hash_file(path)
+    _write_stamp(path, sha256, home)
+    return sha256
 
 
 def _stamps(home: Path) -> dict[str, dict[str, object]]:

@@ -33,7 +33,7 @@ from dataclasses import asdict, dataclass
 from enum import Enum
 from typing import Any
 
-from edge_runtime.routing import Route
+from edge_runtime.routing.rule import Route
 
 SCHEMA_VERSION = 1
 

@@ -9,15 +9,7 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from edge_runtime.calibration import Calibrator, calibrator_path, features
-from edge_runtime.config import (
-    MAX_NEW_TOKENS,
-    NO_CALIBRATOR,
-    Mode,
-    RuntimeConfig,
-    Signal,
-    foggen_home,
-)
+from edge_runtime.config import MAX_NEW_TOKENS, NO_CALIBRATOR, Mode, RuntimeConfig, foggen_home
 from edge_runtime.decoding import EdgeResult, ResponseTrie, decode_fast, decode_generate
 from edge_runtime.engine import EngineSettings, LlamaEngine
 from edge_runtime.errors import CalibratorNotFoundError, ConfigError, PromptTooLongError
@@ -27,10 +19,11 @@ from edge_runtime.models import ModelFile, resolve_model
 from edge_runtime.prompt import PromptTokens
 from edge_runtime.question import Question, make_question
 from edge_runtime.record import DecisionRecord, Latency
-from edge_runtime.routing import Route, route
+from edge_runtime.routing.calibrator import Calibrator, calibrator_path, features
+from edge_runtime.routing.rule import Route, Signal, route
+from edge_runtime.routing.signals import routing_score
+from edge_runtime.routing.taus import TauTable
 from edge_runtime.schema import AnswerSchema
-from edge_runtime.signals import routing_score
-from edge_runtime.taus import TauTable
 
 log = logging.getLogger(__name__)
 

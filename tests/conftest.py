@@ -125,7 +125,7 @@ def sim_cloud() -> Iterator[SimulatedCloud]:
 def cloud_config(tmp_path: Path) -> Callable[..., CloudConfig]:
     """Build a CloudConfig for ``url`` with short timeouts and backoffs, no model name (the
     server's first) and its outbox in this test's directory."""
-    from benchmarks.fault_cloud import FAST_SETTINGS
+    from testkit.fault_cloud import FAST_SETTINGS
 
     def build(url: str, **overrides: Any) -> CloudConfig:
         settings = {**FAST_SETTINGS, "outbox": str(tmp_path / "outbox.sqlite3"), **overrides}

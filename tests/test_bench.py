@@ -11,18 +11,18 @@ from typing import Any
 
 import pytest
 
-from benchmarks.bench.config import BenchConfig, BenchConfigError
+from benchmarks.bench.config import BenchConfig
 from benchmarks.bench.run import run_bench, write_report
-from benchmarks.bench.tau import BenchFileError, recommend
+from benchmarks.bench.tau import recommend
 from benchmarks.bench.transformers_baseline import run_baseline
-from benchmarks.data import stratified
-from edge_runtime.config import Signal
+from benchmarks.errors import BenchConfigError, BenchFileError
 from edge_runtime.errors import TauTableError
-from edge_runtime.routing import Route
+from edge_runtime.mcq import stratified
+from edge_runtime.routing.rule import Route, Signal
+from edge_runtime.routing.taus import TauTable
 from edge_runtime.runtime import EdgeRuntime
-from edge_runtime.taus import TauTable
 
-FOGGEN = [sys.executable, "-m", "edge_runtime.cli"]
+FOGGEN = [sys.executable, "-m", "foggen"]
 DOMAINS = ("math", "law")
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks.calibration_report import SIGNALS, interleaved, measure, passes
-from benchmarks.data import DOMAINS
+from edge_runtime.mcq import DOMAINS
 from edge_runtime.question import Question
 from edge_runtime.schema import BUCKETS
 

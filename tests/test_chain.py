@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from converter.chain_steps import select_buffer
+from converter.chain.steps import select_buffer
 
 pytest.importorskip("torch")
 pytest.importorskip("peft")
@@ -26,8 +26,7 @@ def tiny_gguf(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 
 def _config(tiny_gguf: Path):  # noqa: ANN202 - a ChainConfig
-    from converter.chain import ChainConfig
-    from converter.train_config import ChainBenchConfig, TrainConfig
+    from converter.train_config import ChainBenchConfig, ChainConfig, TrainConfig
 
     return ChainConfig(
         rounds=2, buffer=5, n_samples=3, group=2, threads=2, base=str(tiny_gguf),
@@ -37,7 +36,7 @@ def _config(tiny_gguf: Path):  # noqa: ANN202 - a ChainConfig
 
 
 def test_buffer_is_train_split_only_and_rotates() -> None:
-    from benchmarks.data import load_questions
+    from edge_runtime.mcq import load_questions
 
     calib_and_eval = {
         q.id for d in ("finance", "law", "coding") for s in ("calib", "eval")
@@ -53,9 +52,10 @@ def test_buffer_is_train_split_only_and_rotates() -> None:
 def test_chain_end_to_end_with_resume_publish_and_build(
     tiny_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from converter.chain import Chain
-    from converter.chain_build import build_round
-    from converter.chain_report import write_report
+    from benchmarks.chain_bench import bench_gguf
+    from converter.chain.build import build_round
+    from converter.chain.report import write_report
+    from converter.chain.runner import Chain
 
     monkeypatch.setenv("FOGGEN_HOME", str(tmp_path / "home"))
     work, publish = tmp_path / "work", tmp_path / "published"
@@ -67,14 +67,16 @@ def test_chain_end_to_end_with_resume_publish_and_build(
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        Chain(work, _config(tiny_gguf), publish=publish, hook=interrupt, progress=False).run()
+        Chain(work, _config(tiny_gguf), publish=publish, bench=bench_gguf, hook=interrupt,
+              progress=False).run()  # fmt: skip
     before = json.loads((work / "round-00" / "manifest.json").read_text())
     assert list(before["steps"]) == [
         "start", "buffer", "sample", "label", "train", "merge", "export", "bench", "publish"
     ]  # fmt: skip
     ran.clear()
     chain = Chain(
-        work, _config(tiny_gguf), publish=publish, hook=lambda r, s: ran.append((r, s)),
+        work, _config(tiny_gguf), publish=publish, bench=bench_gguf,
+        hook=lambda r, s: ran.append((r, s)),
         progress=False,
     )  # fmt: skip
     manifests = chain.run()
@@ -109,7 +111,7 @@ def test_chain_end_to_end_with_resume_publish_and_build(
 
 
 def test_build_refuses_another_base(tiny_gguf: Path, tmp_path: Path, model_path: Path) -> None:
-    from converter.chain_build import ChainBuildError, build_round
+    from converter.chain.build import ChainBuildError, build_round
 
     round_dir = tmp_path / "chain" / "round-00"
     round_dir.mkdir(parents=True)
@@ -120,8 +122,8 @@ def test_build_refuses_another_base(tiny_gguf: Path, tmp_path: Path, model_path:
 
 
 def test_sampling_resumes_after_the_last_finished_group(tiny_gguf: Path, tmp_path: Path) -> None:
-    from converter.chain_sampling import sample_buffer
-    from converter.chain_steps import Context
+    from converter.chain.context import Context
+    from converter.chain.sampling import sample_buffer
 
     config = _config(tiny_gguf)
     ctx = Context(tmp_path, config, None, False)
@@ -138,7 +140,8 @@ def test_sampling_resumes_after_the_last_finished_group(tiny_gguf: Path, tmp_pat
 def test_gguf_teacher_samples_round_0(tiny_gguf: Path, tmp_path: Path) -> None:
     from dataclasses import replace
 
-    from converter.chain_steps import STEPS, Context
+    from converter.chain.context import Context
+    from converter.chain.steps import STEPS
 
     config = replace(_config(tiny_gguf), teacher=str(tiny_gguf), buffer=3)
     ctx = Context(tmp_path, config, None, False)  # no chain checkpoint exists: only the teacher

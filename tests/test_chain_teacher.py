@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.fault_cloud import Fault, fault_cloud
 from benchmarks.simulated_cloud import SimulatedCloud
-from converter.chain_steps import STEPS, Context, select_buffer
-from converter.chain_teacher import KEY_ENV, TeacherError, sample_with_endpoint
+from converter.chain.context import Context
+from converter.chain.steps import STEPS, select_buffer
+from converter.chain.teacher import KEY_ENV, TeacherError, sample_with_endpoint
 from converter.train_config import ChainConfig
+from testkit.fault_cloud import Fault, fault_cloud
 
 N = 4
 
@@ -83,7 +84,7 @@ def _lines(ctx: Context, name: str) -> list[str]:
 
 
 def test_unreachable_or_invalid_teacher_is_a_clear_error(tmp_path: Path) -> None:
-    from benchmarks.fault_cloud import refused_url
+    from testkit.fault_cloud import refused_url
 
     ctx = _context(tmp_path, "unused")
     buffer = select_buffer(0, 2)

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.fault_cloud import refused_url
 from benchmarks.simulated_cloud import SimulatedCloud
+from testkit.fault_cloud import refused_url
 
-FOGGEN = [sys.executable, "-m", "edge_runtime.cli"]
+FOGGEN = [sys.executable, "-m", "foggen"]
 QUESTION = ["Which gas do plants absorb?", "-c", "Oxygen", "-c", "Carbon dioxide", "-c", "Neon"]
 FAST = {"FOGGEN_CLOUD_CONNECT_TIMEOUT": "0.25", "FOGGEN_CLOUD_BACKOFF": "0.02",
         "FOGGEN_CLOUD_BACKOFF_MAX": "0.1"}  # fmt: skip

@@ -7,8 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from benchmarks.data import stratified
-from benchmarks.fault_cloud import OK, Fault, fault_cloud, refused_url
 from benchmarks.simulated_cloud import SimulatedCloud
 from cloud_client.breaker import BreakerState
 from cloud_client.client import CloudClient
@@ -20,6 +18,8 @@ from cloud_client.errors import (
     CloudServerError,
     NoCloudModelError,
 )
+from edge_runtime.mcq import stratified
+from testkit.fault_cloud import OK, Fault, fault_cloud, refused_url
 
 CHOICES = ["alpha", "beta", "gamma", "delta"]
 Build = Callable[..., CloudConfig]

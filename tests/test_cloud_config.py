@@ -8,13 +8,13 @@ import pytest
 
 from cloud_client.config import CloudConfig
 from cloud_client.errors import CloudConfigError
-from edge_runtime.config import add_config_arguments, build_config
-from edge_runtime.errors import ConfigError
+from confkit import SettingError, build_config
+from foggen.flags import add_flags
 
 
 def parse(argv: list[str], env: dict[str, str]) -> CloudConfig:
     parser = argparse.ArgumentParser()
-    add_config_arguments(parser, CloudConfig, only=("url", "model", "outbox"))
+    add_flags(parser, CloudConfig, only=("url", "model", "outbox"))
     return build_config(CloudConfig, flags=vars(parser.parse_args(argv)), env=env)
 
 
@@ -46,7 +46,7 @@ def test_env_then_flag_wins() -> None:
 
 def test_the_key_has_no_flag_and_no_repr() -> None:
     parser = argparse.ArgumentParser()
-    add_config_arguments(parser, CloudConfig)
+    add_flags(parser, CloudConfig)
     flags = " ".join(parser.format_help().split())
     assert "--api-key" not in flags and "--cloud-url" in flags and "FOGGEN_CLOUD_URL" in flags
     assert "sk-secret" not in repr(CloudConfig(url="http://127.0.0.1:1/v1", api_key="sk-secret"))
@@ -75,5 +75,5 @@ def test_bad_settings_are_config_errors(kwargs: dict[str, object], message: str)
 
 
 def test_an_unparseable_env_value_names_the_variable() -> None:
-    with pytest.raises(ConfigError, match="FOGGEN_CLOUD_RETRIES"):
+    with pytest.raises(SettingError, match="FOGGEN_CLOUD_RETRIES"):
         parse([], {"FOGGEN_CLOUD_RETRIES": "many"})

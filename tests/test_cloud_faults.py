@@ -1,6 +1,6 @@
 """The fault matrix: every way the cloud can fail, and that no question is ever lost.
 
-The cases (server behaviour, settings) are ``benchmarks.fault_matrix.CASES``; the outcomes
+The cases (server behaviour, settings) are ``testkit.fault_matrix.CASES``; the outcomes
 expected of them are here. Settings: 3 attempts at most, 3 failed attempts open the breaker,
 a 3 s budget (0.6 s in the slow case), 0.25 s connect and 0.5 s read timeouts.
 """
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.fault_matrix import CASES, LOCAL_ANSWER, CaseResult, run_case
 from cloud_client.protocol import user_message
+from testkit.fault_matrix import CASES, LOCAL_ANSWER, CaseResult, run_case
 
 CLOUD_ANSWER = "B"
 
@@ -91,10 +91,10 @@ def test_no_question_is_lost(name: str, results: dict[str, CaseResult]) -> None:
 
 
 def test_retry_after_is_honoured(tmp_path: Path) -> None:
-    from benchmarks.fault_cloud import fault_cloud
-    from benchmarks.fault_matrix import SETTINGS
     from cloud_client.client import CloudClient
     from cloud_client.config import CloudConfig
+    from testkit.fault_cloud import fault_cloud
+    from testkit.fault_matrix import SETTINGS
 
     case = next(c for c in CASES if c.name.startswith("HTTP 429 Retry-After: 1"))
     with (

@@ -114,8 +114,8 @@ def test_escalation_to_llama_cpp_server_answers_or_queues(
 
 def test_distillation_teacher_on_llama_cpp_server(llama_server: str, tmp_path: Path) -> None:
     """The chain's endpoint teacher against a real server: seeded samples at T = 0.7."""
-    from converter.chain_steps import Context
-    from converter.chain_teacher import UNREADABLE, sample_with_endpoint
+    from converter.chain.context import Context
+    from converter.chain.teacher import UNREADABLE, sample_with_endpoint
     from converter.train_config import ChainConfig
 
     config = ChainConfig(

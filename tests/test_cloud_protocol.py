@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.data import DOMAINS, SPLITS, load_questions
 from cloud_client.errors import AnswerParseError
 from cloud_client.protocol import (
     chat_request,
@@ -15,6 +14,7 @@ from cloud_client.protocol import (
     read_user_message,
     user_message,
 )
+from edge_runtime.mcq import DOMAINS, SPLITS, load_questions
 
 CHOICES = ["Oxygen", "Carbon dioxide", "Nitrogen", "Helium"]
 

@@ -7,14 +7,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from benchmarks.data import stratified
-from benchmarks.fault_cloud import Fault, fault_cloud
 from benchmarks.simulated_cloud import SimulatedCloud
 from cloud_client.config import CloudConfig
 from cloud_client.outbox import Outbox
 from edge_runtime.escalation import Escalator
-from edge_runtime.routing import Route
+from edge_runtime.mcq import stratified
+from edge_runtime.routing.rule import Route
 from edge_runtime.runtime import EdgeRuntime
+from testkit.fault_cloud import Fault, fault_cloud
 
 Build = Callable[..., CloudConfig]
 

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.fault_cloud import Fault, fault_cloud
 from cloud_client.config import CloudConfig
 from cloud_client.errors import CloudError
 from edge_runtime.escalation import Escalator
 from edge_runtime.question import make_question
+from testkit.fault_cloud import Fault, fault_cloud
 
 KEY = "sk-foggen-TEST-7f3a9c1e5b"
 ECHOES = [
@@ -59,7 +59,7 @@ def test_key_stays_out_of_logs_errors_and_the_outbox(
 def test_key_stays_out_of_the_cli_output_and_files(cli_env: dict[str, str], tmp_path: Path) -> None:
     outbox = ["--outbox", str(tmp_path / "o.sqlite3")]
     env = {**cli_env, "FOGGEN_CLOUD_API_KEY": KEY, "FOGGEN_LOG_LEVEL": "DEBUG"}
-    foggen = [sys.executable, "-m", "edge_runtime.cli"]
+    foggen = [sys.executable, "-m", "foggen"]
     with fault_cloud(ECHOES[:1]) as cloud:
         runs = [
             subprocess.run(foggen + args, env=env, capture_output=True, text=True, timeout=600)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.data import stratified
 from converter.errors import (
     CheckpointFormatError,
     CheckpointNotFoundError,
@@ -21,6 +20,7 @@ from converter.errors import (
 from converter.gguf_export import OutType, export_gguf
 from converter.verify import verify
 from edge_runtime.gguf_check import inspect_gguf
+from edge_runtime.mcq import stratified
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def test_hub_id_offline_fails_fast(tmp_path: Path) -> None:
 def test_cli_convert_and_quantize(
     tiny_checkpoint: Path, tmp_path: Path, cli_env: dict[str, str]
 ) -> None:
-    foggen = [sys.executable, "-m", "edge_runtime.cli"]
+    foggen = [sys.executable, "-m", "foggen"]
     out = subprocess.run(
         foggen
         + ["convert", str(tiny_checkpoint), "--out", str(tmp_path / "t.gguf"), "--dtype", "F32"],

@@ -9,11 +9,11 @@ import gguf
 import numpy as np
 import pytest
 
-from benchmarks.data import stratified
 from converter.gguf_export import OutType, export_gguf
 from converter.quantize import QuantType, quantize
 from converter.to_hf import read_fields
 from converter.verify import compare_ggufs, decision_agreement, verify
+from edge_runtime.mcq import stratified
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.data import CALIB_PERCENT, DOMAINS, is_calib, load_questions, stratified
+from edge_runtime.mcq import CALIB_PERCENT, DOMAINS, is_calib, load_questions, stratified
 
 
 @pytest.mark.parametrize("domain", DOMAINS)

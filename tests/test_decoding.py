@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from benchmarks.data import stratified
 from edge_runtime.config import Mode
 from edge_runtime.decoding import restricted_softmax
+from edge_runtime.mcq import stratified
 from edge_runtime.runtime import EdgeRuntime
 from edge_runtime.schema import BUCKETS, AnswerSchema
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks.data import stratified
 from converter.checkpoint import open_checkpoint
 from converter.errors import AdapterError
 from converter.gguf_export import OutType, export_gguf
 from converter.lora import LoraModule, load_adapter
 from converter.safetensors_io import write_safetensors
 from converter.verify import verify
+from edge_runtime.mcq import stratified
 
 OPTIONS: dict[str, dict[str, Any]] = {
     "plain": {"target_modules": "all-linear"},

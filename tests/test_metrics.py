@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from benchmarks import metrics
+from edge_runtime.routing import metrics
 
 
 def test_auroc_counts_pairs_and_half_ties() -> None:

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.fault_cloud import Fault, fault_cloud, refused_url
 from benchmarks.simulated_cloud import SimulatedCloudConfig, simulated_cloud
 from cloud_client.client import CloudClient
 from cloud_client.config import CloudConfig
 from cloud_client.errors import AnswerParseError, CloudConnectionError
 from cloud_client.outbox import EntryStatus, Outbox, default_outbox_path, flush
+from testkit.fault_cloud import Fault, fault_cloud, refused_url
 
 Build = Callable[..., CloudConfig]
 HANG_GUARD = 120  # seconds; only against hangs, never a timing assertion

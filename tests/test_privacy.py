@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.data import DOMAINS, SPLITS, load_questions
 from cloud_client.config import CloudConfig
 from cloud_client.privacy import PrivacyPolicy, luhn_valid, redact
+from edge_runtime.mcq import DOMAINS, SPLITS, load_questions
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.data import DOMAINS, load_questions
+from edge_runtime.mcq import DOMAINS, load_questions
 from edge_runtime.prompt import SYSTEM_PROMPT, prompt_prefix, render_prompt, user_message
 from edge_runtime.question import make_question
 from edge_runtime.runtime import EdgeRuntime

@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from benchmarks.data import stratified
 from edge_runtime.errors import InvalidQuestionError, PromptTooLongError
+from edge_runtime.mcq import stratified
 from edge_runtime.record import SCHEMA_VERSION
-from edge_runtime.routing import Route
+from edge_runtime.routing.rule import Route
 from edge_runtime.runtime import EdgeRuntime
 from edge_runtime.schema import BUCKETS
 
@@ -110,7 +110,7 @@ def test_concurrent_callers_get_the_serial_answers(runtime: EdgeRuntime) -> None
 
 
 def test_letter_signal_routes_on_the_emitted_letters_probability(runtime: EdgeRuntime) -> None:
-    from edge_runtime.config import Signal
+    from edge_runtime.routing.rule import Signal
 
     question = stratified(1, domains=("science",))[0]
     record = runtime.answer(question, signal=Signal.LETTER, tau=0.0)
@@ -122,8 +122,9 @@ def test_letter_signal_routes_on_the_emitted_letters_probability(runtime: EdgeRu
 
 
 def test_probability_signals_need_fast_mode(runtime: EdgeRuntime) -> None:
-    from edge_runtime.config import Mode, Signal
+    from edge_runtime.config import Mode
     from edge_runtime.errors import ConfigError
+    from edge_runtime.routing.rule import Signal
 
     with pytest.raises(ConfigError, match="cannot be used with --mode grammar"):
         runtime.answer("2 + 2 = ?", ["3", "4"], signal=Signal.LETTER, mode=Mode.GRAMMAR)

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.data import stratified
 from edge_runtime.config import Mode
 from edge_runtime.engine import EngineError, _fork_plan
+from edge_runtime.mcq import stratified
 from edge_runtime.question import make_question
 from edge_runtime.sampling import SampleSettings, SelfSampler, choice_points
 

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import requests
 
-from benchmarks.data import load_questions
-from benchmarks.service_process import ServiceProcess, serve, wait_for
+from edge_runtime.mcq import load_questions
 from edge_runtime.service.decision_log import read_log
+from testkit.service_process import ServiceProcess, serve, wait_for
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -74,7 +74,7 @@ def test_answers_with_a_decision_record_and_logs_it(
     assert entries["plants-1"]["answer"] == record["answer"]
     assert entries["plants-1"]["question"].startswith("Mail [email]:")  # redacted in the log
     shown = subprocess.run(
-        [sys.executable, "-m", "edge_runtime.cli", "log", "--json", "--last", "0",
+        [sys.executable, "-m", "foggen", "log", "--json", "--last", "0",
          "--decision-log", str(service_dir / "decisions.jsonl")],
         capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip

@@ -15,7 +15,7 @@ import pytest
 from edge_runtime.errors import ConfigError
 from edge_runtime.question import make_question
 from edge_runtime.record import AnswerSource, DecisionRecord, Escalation, Latency
-from edge_runtime.routing import Route
+from edge_runtime.routing.rule import Route
 from edge_runtime.service.config import QuestionLogging, ServiceConfig
 from edge_runtime.service.decision_log import DecisionLog, log_files, read_log
 
@@ -37,7 +37,7 @@ QUESTION = make_question("Mail ann@example.com or call (555) 123-4567?", ["Yes",
 def test_config_reads_env_and_keeps_the_token_out_of_repr_and_flags() -> None:
     import argparse
 
-    from edge_runtime.config import add_config_arguments
+    from foggen.flags import add_flags
 
     config = ServiceConfig.from_env(
         {"FOGGEN_API_TOKEN": "t0ken", "FOGGEN_PORT": "0", "FOGGEN_LOG_QUESTIONS": "omit"}
@@ -46,7 +46,7 @@ def test_config_reads_env_and_keeps_the_token_out_of_repr_and_flags() -> None:
     assert config.log_questions is QuestionLogging.OMIT
     assert "t0ken" not in repr(config)
     parser = argparse.ArgumentParser()
-    add_config_arguments(parser, ServiceConfig)
+    add_flags(parser, ServiceConfig)
     assert "--port" in parser.format_help()
     assert not any("token" in a.dest for a in parser._actions)
 
@@ -132,7 +132,7 @@ def test_foggen_log_reads_rotated_files_skips_a_torn_line_and_summarises(
     log.close()
     with open(path, "ab") as file:
         file.write(b'{"id": "torn')
-    foggen = [sys.executable, "-m", "edge_runtime.cli", "log", "--decision-log", str(path)]
+    foggen = [sys.executable, "-m", "foggen", "log", "--decision-log", str(path)]
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*foggen, *args], capture_output=True, text=True, timeout=120)
@@ -199,7 +199,7 @@ def test_parse_answer_request_rejects(body: bytes, kind: str) -> None:
 def test_serve_without_the_extra_says_what_to_install(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from edge_runtime.cli import main
+    from foggen.cli import main
 
     monkeypatch.setitem(sys.modules, "uvicorn", None)
     assert main(["serve"]) == 2
@@ -216,7 +216,7 @@ def test_serve_exits_3_when_the_model_does_not_load(tmp_path: Path) -> None:
         "FOGGEN_HOME": str(tmp_path),
     }
     done = subprocess.run(
-        [sys.executable, "-m", "edge_runtime.cli", "serve", "--port", "0"],
+        [sys.executable, "-m", "foggen", "serve", "--port", "0"],
         env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert done.returncode == 3, done.stderr

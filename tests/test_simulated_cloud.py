@@ -9,7 +9,6 @@ import time
 import pytest
 import requests
 
-from benchmarks.data import DOMAINS, load_questions
 from benchmarks.simulated_cloud import (
     DEFAULT_ACCURACY,
     AnswerBook,
@@ -18,6 +17,7 @@ from benchmarks.simulated_cloud import (
     simulated_cloud,
 )
 from cloud_client.protocol import chat_request
+from edge_runtime.mcq import DOMAINS, load_questions
 
 HANG_GUARD = 60
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.data import DOMAINS, stratified
 from converter.sft_data import (
     DataError,
     Example,
@@ -19,6 +18,7 @@ from converter.sft_data import (
     snap_bucket,
     write_examples,
 )
+from edge_runtime.mcq import DOMAINS, stratified
 from edge_runtime.question import make_question
 
 pytest.importorskip("torch")

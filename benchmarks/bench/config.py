@@ -1,38 +1,66 @@
-"""What one bench run measures: a frozen, validated description built once from the CLI."""
+"""What one bench run measures: a frozen, validated description; ``foggen bench``'s flags are
+generated from its fields (their help, defaults and flag names)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.data import DOMAINS, SPLITS
+from benchmarks.errors import BenchConfigError
 from cloud_client.config import CloudConfig
+from confkit import setting
+from edge_runtime.mcq import DOMAINS, SPLITS
 
 DEFAULT_PER_DOMAIN = 50  # the default run's accuracy subset: 350 questions, ~2 min of edge passes
 SIGNALS = ("bucket", "bucket_expectation", "letter", "calibrated")  # routing scores a bench reads
 SMALL_PER_DOMAIN = 3  # grammar, free and transformers: long law/medical/Kazakh prompts are slow
 
+__all__ = ["BenchConfig", "BenchConfigError", "DEFAULT_PER_DOMAIN", "SIGNALS"]
 
-class BenchConfigError(ValueError):
-    """A bench setting that cannot work; the message says which and why."""
+
+def _model(text: str) -> str | None:
+    return text
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in text.split(",") if name.strip())
+
+
+def _all_cores() -> int:
+    return max(1, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
 class BenchConfig:
-    models: tuple[str | None, ...] = (None,)  # None: the usual selection; "embedded"; a GGUF ref
-    domains: tuple[str, ...] = DOMAINS
-    per_domain: int | None = DEFAULT_PER_DOMAIN  # None: every eval question (--full)
-    small_per_domain: int = SMALL_PER_DOMAIN
-    split: str = "eval"  # calib: choose taus without touching eval
-    tau: float = 0.5
-    signal: str = "bucket"  # the card table's routing signal (tau is on its scale)
-    out: Path = Path("reports/bench")
+    models: tuple[str | None, ...] = setting(
+        (None,), "GGUF path, hf://..., or 'embedded'; repeat to compare (default: the usual "
+        "selection)", flag="--model", parse=_model, repeat=True, metavar="GGUF",
+    )  # fmt: skip
+    domains: tuple[str, ...] = setting(DOMAINS, "comma-separated domains", parse=_names)
+    per_domain: int | None = setting(
+        DEFAULT_PER_DOMAIN, "questions per domain", flag="--limit", parse=int
+    )  # None: every question of the split (--full)
+    small_per_domain: int = setting(
+        SMALL_PER_DOMAIN, "questions per domain for grammar/free/transformers", flag="--small"
+    )
+    split: str = setting(
+        "eval", "bundled split (eval; calib to choose taus without touching eval)", choices=SPLITS
+    )
+    tau: float = setting(0.5, "tau of the card table")
+    signal: str = setting(
+        "bucket", "the card table's routing signal (bucket: the card's)", choices=SIGNALS
+    )
+    out: Path = setting(Path("reports/bench"), "output folder", parse=Path)
     cloud: CloudConfig | None = None  # None or no URL: the simulated cloud (labelled)
-    hf_checkpoint: Path | None = None  # the transformers baseline's checkpoint
-    threads: int = 2
-    cold_start: bool = True
-    plots: bool = True
-    progress: bool = True
+    hf_checkpoint: Path | None = setting(
+        None, "HF checkpoint for the transformers bf16 baseline (needs [train])", parse=Path
+    )
+    threads: int = setting(help="CPU threads (default: all)", default_factory=_all_cores, parse=int)
+    cold_start: bool = setting(True, "skip the fresh-process runs", flag="--no-cold-start",
+                               switch=True)  # fmt: skip
+    plots: bool = setting(True, "skip the PNG plots", flag="--no-plots", switch=True)
+    progress: bool = True  # a progress bar on stderr
 
     def __post_init__(self) -> None:
         unknown = [d for d in self.domains if d not in DOMAINS]

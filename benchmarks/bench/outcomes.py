@@ -22,7 +22,7 @@ from cloud_client.config import CloudConfig
 from cloud_client.errors import CloudError
 from edge_runtime.config import Mode
 from edge_runtime.question import Question
-from edge_runtime.routing import Route
+from edge_runtime.routing.rule import Route
 from edge_runtime.runtime import EdgeRuntime
 
 log = logging.getLogger(__name__)

@@ -16,14 +16,15 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench import speed, tables
-from benchmarks.bench.config import BenchConfig, BenchConfigError
+from benchmarks.bench.config import BenchConfig
 from benchmarks.bench.markdown import render
 from benchmarks.bench.outcomes import Cloud, cloud_pass, combine, edge_pass, open_cloud
 from benchmarks.bench.plots import plots_available, write_plots
 from benchmarks.bench.transformers_baseline import run_baseline, transformers_available
-from benchmarks.data import stratified
+from benchmarks.errors import BenchConfigError
 from benchmarks.report import git_commit, machine, write_json
 from edge_runtime.config import RuntimeConfig
+from edge_runtime.mcq import stratified
 from edge_runtime.question import Question
 from edge_runtime.runtime import EdgeRuntime
 

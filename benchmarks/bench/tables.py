@@ -1,6 +1,6 @@
 """The numbers of a bench: the card-style table per domain, calibration and the tau sweep.
 
-All from :class:`~benchmarks.bench.outcomes.Outcome` lists through ``benchmarks.metrics``.
+All from :class:`~benchmarks.bench.outcomes.Outcome` lists through ``edge_runtime.routing.metrics``.
 Percentages are 0-100 (the card's unit); fractions and scores stay 0-1.
 """
 
@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
-from benchmarks import metrics
 from benchmarks.bench.config import SIGNALS
 from benchmarks.bench.outcomes import Outcome
+from edge_runtime.routing import metrics
 
 MEAN = "mean"
 

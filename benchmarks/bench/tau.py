@@ -1,7 +1,7 @@
 """``foggen tau recommend``: thresholds from a bench run, globally and per domain.
 
 Reads the per-question outcomes a bench stored in ``bench.json`` and writes the tau file the
-runtime loads (format in ``edge_runtime.taus``). Only achievable thresholds are chosen: on a
+runtime loads (format in ``edge_runtime.routing.taus``). Only achievable thresholds are chosen: on a
 signal with few distinct values (the five buckets) the nearest achievable cloud fraction is
 reported, never an interpolated one.
 """
@@ -13,14 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from benchmarks import metrics
 from benchmarks.bench.run import FORMAT as BENCH_FORMAT
-from edge_runtime.config import Signal
-from edge_runtime.taus import FORMAT, VERSION, TauTable
-
-
-class BenchFileError(ValueError):
-    """The bench file cannot give thresholds (unreadable, another format, no such model)."""
+from benchmarks.errors import BenchFileError
+from edge_runtime.routing import metrics
+from edge_runtime.routing.rule import Signal
+from edge_runtime.routing.taus import FORMAT, VERSION, TauTable
 
 
 def load_bench(path: Path) -> dict[str, Any]:

@@ -20,10 +20,10 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from edge_runtime.config import Signal
 from edge_runtime.errors import ConfigError, EdgeRuntimeError, InvalidQuestionError
 from edge_runtime.question import Question, make_question
 from edge_runtime.record import DecisionRecord
+from edge_runtime.routing.rule import Signal
 from edge_runtime.runtime import EdgeRuntime
 from edge_runtime.service.admission import Admission
 from edge_runtime.service.background import ModelState, OutboxFlusher, start_loading

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from edge_runtime.config import _opt, _positive_int, build_config
+from confkit import build_config, positive_int, setting
 from edge_runtime.errors import ConfigError
 
 DECISION_LOG_FILENAME = "decisions.jsonl"
@@ -40,65 +40,79 @@ def _count(text: str) -> int:
 
 @dataclass(frozen=True)
 class ServiceConfig:
-    host: str = _opt(
-        "FOGGEN_HOST", "address to bind (loopback unless another is asked for)", "127.0.0.1", str
+    host: str = setting(
+        "127.0.0.1",
+        "address to bind (loopback unless another is asked for)",
+        env="FOGGEN_HOST",
+        parse=str,
     )
-    port: int = _opt("FOGGEN_PORT", "TCP port (0: any free port, printed at start)", 8080, _port)
-    api_token: str | None = field(
-        default=None,
-        repr=False,
-        metadata={
-            "env": "FOGGEN_API_TOKEN",
-            "help": "bearer token required on /v1/* and /metrics",
-            "parse": str,
-            "env_only": True,
-        },
+    port: int = setting(
+        8080,
+        "TCP port (0: any free port, printed at start)",
+        env="FOGGEN_PORT",
+        parse=_port,
     )
-    queue_size: int = _opt(
-        "FOGGEN_QUEUE_SIZE",
-        "requests that may wait for the model behind the one it answers; more get 429",
+    api_token: str | None = setting(
+        None,
+        "bearer token required on /v1/* and /metrics",
+        env="FOGGEN_API_TOKEN",
+        parse=str,
+        secret=True,
+    )
+    queue_size: int = setting(
         4,
-        _count,
+        "requests that may wait for the model behind the one it answers; more get 429",
+        env="FOGGEN_QUEUE_SIZE",
+        parse=_count,
     )
-    max_body_bytes: int = _opt(
-        "FOGGEN_MAX_BODY_BYTES", "largest request body in bytes; larger gets 413", 262_144,
-        _positive_int,
+    max_body_bytes: int = setting(
+        262_144,
+        "largest request body in bytes; larger gets 413",
+        env="FOGGEN_MAX_BODY_BYTES",
+        parse=positive_int,
     )  # fmt: skip
-    retry_after: int = _opt(
-        "FOGGEN_RETRY_AFTER", "seconds a 429 or a not-ready 503 asks the client to wait", 1,
-        _positive_int,
+    retry_after: int = setting(
+        1,
+        "seconds a 429 or a not-ready 503 asks the client to wait",
+        env="FOGGEN_RETRY_AFTER",
+        parse=positive_int,
     )  # fmt: skip
-    decision_log: str | None = _opt(
-        "FOGGEN_DECISION_LOG",
+    decision_log: str | None = setting(
+        None,
         f"decision log (JSON Lines); unset: $FOGGEN_HOME/{DECISION_LOG_FILENAME}, else "
         f"$XDG_DATA_HOME/foggen/{DECISION_LOG_FILENAME}",
-        None,
-        str,
+        env="FOGGEN_DECISION_LOG",
+        parse=str,
     )
-    log_max_bytes: int = _opt(
-        "FOGGEN_LOG_MAX_BYTES", "rotate the decision log beyond this size", 10_000_000,
-        _positive_int,
+    log_max_bytes: int = setting(
+        10_000_000,
+        "rotate the decision log beyond this size",
+        env="FOGGEN_LOG_MAX_BYTES",
+        parse=positive_int,
     )  # fmt: skip
-    log_keep: int = _opt(
-        "FOGGEN_LOG_KEEP", "rotated decision logs kept (older ones are deleted)", 5, _count
+    log_keep: int = setting(
+        5,
+        "rotated decision logs kept (older ones are deleted)",
+        env="FOGGEN_LOG_KEEP",
+        parse=_count,
     )
-    log_questions: QuestionLogging = _opt(
-        "FOGGEN_LOG_QUESTIONS",
-        "question text in the decision log: full | redact | omit",
+    log_questions: QuestionLogging = setting(
         QuestionLogging.REDACT,
-        QuestionLogging,
+        "question text in the decision log: full | redact | omit",
+        env="FOGGEN_LOG_QUESTIONS",
+        parse=QuestionLogging,
     )
-    flush_interval: float = _opt(
-        "FOGGEN_FLUSH_INTERVAL",
-        "seconds between background outbox flushes (when a cloud is configured)",
+    flush_interval: float = setting(
         60.0,
-        float,
+        "seconds between background outbox flushes (when a cloud is configured)",
+        env="FOGGEN_FLUSH_INTERVAL",
+        parse=float,
     )
-    shutdown_timeout: float = _opt(
-        "FOGGEN_SHUTDOWN_TIMEOUT",
-        "seconds SIGTERM waits for in-flight requests before closing them",
+    shutdown_timeout: float = setting(
         30.0,
-        float,
+        "seconds SIGTERM waits for in-flight requests before closing them",
+        env="FOGGEN_SHUTDOWN_TIMEOUT",
+        parse=float,
     )
 
     def __post_init__(self) -> None:
@@ -112,7 +126,8 @@ class ServiceConfig:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceConfig:
-        return build_config(cls, flags={}, env=os.environ if env is None else env)
+        env = os.environ if env is None else env
+        return build_config(cls, flags={}, env=env, error=ConfigError)
 
     def decision_log_path(self, env: Mapping[str, str] | None = None) -> Path:
         """The configured path, else beside the outbox (user data, not cache)."""

@@ -16,7 +16,7 @@ from prometheus_client import (
 )
 
 from edge_runtime.record import DecisionRecord, Escalation
-from edge_runtime.routing import Route
+from edge_runtime.routing.rule import Route
 from edge_runtime.runtime import EdgeRuntime
 
 ENDPOINTS = ("/v1/answer", "/healthz", "/readyz", "/metrics")

@@ -1,0 +1,17 @@
+"""Routing in one place: the card's rule, the signals it reads, tau tables, the calibrator
+(its file format and its fit) and the metrics the rule implies.
+
+- ``rule``: ``score >= tau`` keeps the local answer (:func:`route`), :class:`Signal`.
+- ``signals``: the score each signal reads from one edge pass.
+- ``taus``: per-domain tau files from ``foggen tau recommend``.
+- ``calibrator``: the ``p_correct`` calibrator's features and file format (numpy only).
+- ``fit``: fitting a calibrator on the calib split (never eval).
+- ``metrics``: AUROC, ECE, tau sweep, risk-coverage and the recommender; ``keeps_local`` is
+  :func:`route` over arrays.
+"""
+
+from __future__ import annotations
+
+from edge_runtime.routing.rule import Route, Signal, route, validate_tau
+
+__all__ = ["Route", "Signal", "route", "validate_tau"]

@@ -1,0 +1,200 @@
+"""Applying a fitted calibrator: the probability that the edge model's answer is right.
+
+The features come from the fast pass the runtime already makes (no extra prompt evaluation):
+the bucket distribution and its expectation, the letter distribution over the offered options
+(max, margin, normalised entropy), the number of options, the prompt length and the domain.
+A calibrator is a logistic model over the standardised features, fitted per GGUF (keyed by its
+sha256) by ``edge_runtime.routing.fit`` and stored as a small versioned JSON::
+
+    {"format": "foggen-calibrator", "version": 1, "model_sha256": "...",
+     "feature_names": [...], "weights": [...], "bias": b, "mean": [...], "std": [...],
+     "fit": {"n": ..., "split": "calib", "auroc": ..., "ece": ..., "created_at": ..., ...}}
+
+Applying it needs numpy only.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from edge_runtime.decoding import EdgeResult
+from edge_runtime.errors import CalibratorFormatError, CalibratorMismatchError
+from edge_runtime.mcq import DOMAINS  # a domain outside these gets all-zero domain features
+from edge_runtime.question import Question
+from edge_runtime.schema import BUCKETS
+
+FORMAT = "foggen-calibrator"
+VERSION = 1
+CALIBRATORS_DIR = "calibrators"
+FEATURE_NAMES: tuple[str, ...] = (
+    *(f"bucket_p_{b}" for b in BUCKETS),
+    "bucket_expectation",
+    "letter_max",
+    "letter_margin",
+    "letter_entropy",
+    "n_options",
+    "log_prompt_tokens",
+    *(f"domain_{d}" for d in DOMAINS),
+)
+
+Vector = NDArray[np.float64]
+
+
+def features(result: EdgeResult, question: Question, n_prompt_tokens: int) -> Vector:
+    """The feature vector of one fast pass, in :data:`FEATURE_NAMES` order.
+
+    Needs the bucket and letter distributions, which only fast mode produces.
+    """
+    if result.bucket_probs is None or not result.letter_probs:
+        raise ValueError("calibration features need the distributions of a fast-mode pass")
+    buckets = np.array([result.bucket_probs.get(b, 0.0) for b in BUCKETS], dtype=np.float64)
+    values = np.array([float(b) for b in BUCKETS], dtype=np.float64)
+    letters = np.sort(np.array(list(result.letter_probs.values()), dtype=np.float64))[::-1]
+    n = len(letters)
+    positive = letters[letters > 0.0]
+    entropy = float(-(positive * np.log(positive)).sum() / math.log(n)) if n > 1 else 0.0
+    domain = np.array([question.domain == d for d in DOMAINS], dtype=np.float64)
+    head = [
+        float(buckets @ values),
+        float(letters[0]),
+        float(letters[0] - letters[1]) if n > 1 else 1.0,
+        entropy,
+        float(n),
+        math.log(max(1, n_prompt_tokens)),
+    ]
+    return np.concatenate([buckets, head, domain])
+
+
+def sigmoid(z: Vector) -> Vector:
+    return np.exp(-np.logaddexp(0.0, -z))
+
+
+def calibrator_path(home: Path, sha256: str) -> Path:
+    """Where the calibrator of the model with this sha256 lives in the cache."""
+    return home / CALIBRATORS_DIR / f"{sha256}.json"
+
+
+@dataclass(frozen=True, eq=False)
+class Calibrator:
+    """Logistic regression over standardised features: p = sigmoid(w . (x - mean) / std + b)."""
+
+    model_sha256: str
+    feature_names: tuple[str, ...]
+    weights: Vector
+    bias: float
+    mean: Vector
+    std: Vector
+    fit: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        n = len(self.feature_names)
+        for name in ("weights", "mean", "std"):
+            array = getattr(self, name)
+            if array.shape != (n,) or not np.all(np.isfinite(array)):
+                raise ValueError(f"{name} must hold {n} finite numbers")
+        if not np.all(self.std > 0) or not math.isfinite(self.bias):
+            raise ValueError("std must be positive and the bias finite")
+
+    def predict(self, rows: Vector) -> Vector:
+        """p_correct of each row of a (n, features) matrix."""
+        z = (np.atleast_2d(rows) - self.mean) / self.std
+        return sigmoid(z @ self.weights + self.bias)
+
+    def p_correct(self, x: Vector) -> float:
+        return float(self.predict(x)[0])
+
+    def check_model(self, sha256: str, *, model_reference: str | None = None) -> None:
+        """Refuse to apply a calibrator fitted for another GGUF."""
+        if self.model_sha256 != sha256:
+            raise CalibratorMismatchError(self.model_sha256, sha256, model_reference)
+
+    # -- the JSON format ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "model_sha256": self.model_sha256,
+            "feature_names": list(self.feature_names),
+            "weights": self.weights.tolist(),
+            "bias": self.bias,
+            "mean": self.mean.tolist(),
+            "std": self.std.tolist(),
+            "fit": dict(self.fit),
+        }
+
+    def save(self, path: Path) -> Path:
+        """Write the JSON atomically (a temporary file beside it, then a rename)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(self.to_dict(), handle, indent=1)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def from_dict(
+        cls, data: Any, *, source: str = "<dict>", model_reference: str | None = None
+    ) -> Calibrator:
+        def refuse(reason: str) -> CalibratorFormatError:
+            return CalibratorFormatError(source, reason, model_reference)
+
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise refuse(f"not a {FORMAT} file")
+        if data.get("version") != VERSION:
+            raise refuse(f"version {data.get('version')!r}, this runtime reads {VERSION}")
+        names = tuple(data.get("feature_names") or ())
+        if names != FEATURE_NAMES:
+            raise refuse("its features differ from this runtime's")
+        try:
+            return cls(
+                model_sha256=str(data["model_sha256"]),
+                feature_names=names,
+                weights=np.asarray(data["weights"], dtype=np.float64),
+                bias=float(data["bias"]),
+                mean=np.asarray(data["mean"], dtype=np.float64),
+                std=np.asarray(data["std"], dtype=np.float64),
+                fit=dict(data.get("fit") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise refuse(f"bad or missing field ({exc})") from exc
+
+    @classmethod
+    def load(cls, path: str | Path, *, model_reference: str | None = None) -> Calibrator:
+        """Read and validate a calibrator file (a corrupt or incompatible one is refused;
+        a missing one raises FileNotFoundError)."""
+        path = Path(path).expanduser()
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise CalibratorFormatError(
+                str(path), f"unreadable JSON ({exc})", model_reference
+            ) from exc
+        return cls.from_dict(data, source=str(path), model_reference=model_reference)
+
+    @classmethod
+    def for_model(
+        cls, sha256: str, home: Path, *, model_reference: str | None = None
+    ) -> Calibrator | None:
+        """The cached calibrator of the model with this sha256, or None when there is none."""
+        path = calibrator_path(home, sha256)
+        if not path.is_file():
+            return None
+        calibrator = cls.load(path, model_reference=model_reference)
+        calibrator.check_model(sha256, model_reference=model_reference)
+        return calibrator

@@ -1,0 +1,7 @@
+"""``python -m foggen``: the same as the ``foggen`` console script."""
+
+import sys
+
+from foggen.cli import main
+
+sys.exit(main())
