@@ -9,6 +9,8 @@ once its lease runs out. Only the lease holder can record the answer, and an ans
 never claimed again. The one unavoidable window: a flusher killed after the cloud answered but
 before the answer was committed leaves the entry pending, so it is sent again later, with the
 same ``Idempotency-Key`` header for servers that deduplicate.
+
+Leases and timestamps read the outbox's ``clock`` (``time.time`` unless a test passes its own).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 OUTBOX_FILENAME = "outbox.sqlite3"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
+
+Clock = Callable[[], float]  # Unix time in seconds, like time.time
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -109,16 +113,23 @@ def default_outbox_path(env: Mapping[str, str] | None = None) -> Path:
     return Path(base).expanduser() / "foggen" / OUTBOX_FILENAME
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+def _timestamp(unix_time: float) -> str:
+    moment = datetime.fromtimestamp(unix_time, timezone.utc)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class Outbox:
-    """Opens a short-lived connection per operation: safe across threads and processes."""
+    """Opens a short-lived connection per operation: safe across threads and processes.
 
-    def __init__(self, path: Path | str, *, lease_seconds: float = 60.0) -> None:
+    ``clock`` gives the time for leases and the ``created``/``updated``/``answered`` stamps.
+    """
+
+    def __init__(
+        self, path: Path | str, *, lease_seconds: float = 60.0, clock: Clock = time.time
+    ) -> None:
         self.path = Path(path)
         self.lease_seconds = lease_seconds
+        self.clock = clock
         self._ready = False
 
     @contextlib.contextmanager
@@ -170,7 +181,7 @@ class Outbox:
         reason: str,
     ) -> bool:
         """Store a fallen-back escalation; False if the key was already stored (kept as is)."""
-        now = _now()
+        now = _timestamp(self.clock())
         with self._transaction() as db:
             cursor = db.execute(
                 "INSERT INTO outbox (key, record_id, domain, question, choices, local_answer, "
@@ -183,7 +194,7 @@ class Outbox:
 
     def claim(self, owner: str) -> OutboxEntry | None:
         """Lease the oldest pending entry nobody holds, counting the attempt; or None."""
-        now = time.time()
+        now = self.clock()
         with self._transaction() as db:
             row = db.execute(
                 "SELECT * FROM outbox WHERE status = 'pending' "
@@ -195,14 +206,14 @@ class Outbox:
             db.execute(
                 "UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1, "
                 "updated = ? WHERE id = ?",
-                (owner, now + self.lease_seconds, _now(), row["id"]),
+                (owner, now + self.lease_seconds, _timestamp(now), row["id"]),
             )
             claimed = db.execute("SELECT * FROM outbox WHERE id = ?", (row["id"],)).fetchone()
         return OutboxEntry.from_row(claimed)
 
     def complete(self, entry_id: int, owner: str, *, answer: str, model: str) -> bool:
         """Record the cloud's late answer; False if ``owner`` no longer holds the entry."""
-        now = _now()
+        now = _timestamp(self.clock())
         return self._settle(
             entry_id,
             owner,
@@ -219,11 +230,12 @@ class Outbox:
         )
 
     def _settle(self, entry_id: int, owner: str, changes: str, values: tuple[Any, ...]) -> bool:
+        now = _timestamp(self.clock())
         with self._transaction() as db:
             cursor = db.execute(
                 f"UPDATE outbox SET {changes}, lease_owner = NULL, lease_until = NULL, "
                 "updated = ? WHERE id = ? AND lease_owner = ? AND status = 'pending'",
-                (*values, _now(), entry_id, owner),
+                (*values, now, entry_id, owner),
             )
             return cursor.rowcount == 1
 

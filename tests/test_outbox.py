@@ -24,6 +24,21 @@ from cloud_client.outbox import EntryStatus, Outbox, default_outbox_path, flush
 
 Build = Callable[..., CloudConfig]
 HANG_GUARD = 120  # seconds; only against hangs, never a timing assertion
+LEASE = 60.0
+T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+
+
+class FakeClock:
+    """Unix time that moves only when the test moves it."""
+
+    def __init__(self, start: float = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def add(outbox: Outbox, n: int, *, prefix: str = "k") -> None:
@@ -94,14 +109,35 @@ def test_claims_lease_one_entry_to_one_owner(tmp_path: Path) -> None:
 
 
 def test_an_expired_lease_can_be_claimed_again(tmp_path: Path) -> None:
-    outbox = Outbox(tmp_path / "o.sqlite3", lease_seconds=0.2)
+    clock = FakeClock()
+    outbox = Outbox(tmp_path / "o.sqlite3", lease_seconds=LEASE, clock=clock)
     add(outbox, 1)
     first = outbox.claim("dead-flusher")
     assert first is not None and outbox.claim("other") is None
-    time.sleep(0.3)
+    clock.advance(LEASE)
+    assert outbox.claim("other") is None  # held up to and including its last instant
+    clock.advance(0.001)
     again = outbox.claim("other")
     assert again is not None and again.id == first.id and again.attempts == 3
     assert not outbox.complete(first.id, "dead-flusher", answer="A", model="m")  # lease lost
+    assert outbox.complete(again.id, "other", answer="A", model="m")
+
+
+def test_stamps_come_from_the_clock(tmp_path: Path) -> None:
+    clock = FakeClock()
+    outbox = Outbox(tmp_path / "o.sqlite3", clock=clock)
+    add(outbox, 1)
+    clock.advance(90.5)
+    entry = outbox.claim("x")
+    assert entry is not None
+    assert (entry.created, entry.updated) == (
+        "2023-11-14T22:13:20.000000Z", "2023-11-14T22:14:50.500000Z",
+    )  # fmt: skip
+    clock.advance(3600)
+    assert outbox.complete(entry.id, "x", answer="A", model="m")
+    (done,) = outbox.entries()
+    assert done.answered == done.updated == "2023-11-14T23:14:50.500000Z"
+    assert done.created == entry.created
 
 
 def test_release_after_a_permanent_error_marks_failed(tmp_path: Path) -> None:
@@ -251,23 +287,28 @@ def test_sigkill_while_writing_loses_and_duplicates_nothing(tmp_path: Path) -> N
 
 def test_sigkill_while_flushing_duplicates_nothing_already_answered(tmp_path: Path) -> None:
     path, total = tmp_path / "o.sqlite3", 60
-    outbox = Outbox(path, lease_seconds=0.5)
-    add(outbox, total)
+    add(Outbox(path), total)
     with simulated_cloud(SimulatedCloudConfig(latency_ms=20)) as cloud:
-        proc = _flusher(cloud.url, path, lease=0.5)
+        proc = _flusher(cloud.url, path, lease=LEASE)  # the real clock: it never runs out here
         _start(proc)
         deadline = time.monotonic() + HANG_GUARD
         while cloud.stats.requests < 20 and time.monotonic() < deadline:
-            time.sleep(0.005)
+            time.sleep(0.005)  # waits for the flusher's progress, not for a lease
         os.kill(proc.pid, signal.SIGKILL)  # most likely in the middle of a request
         proc.wait(timeout=HANG_GUARD)
         rows = _consistent(path)
         answered_before = {r["key"] for r in rows if r["status"] == "answered"}
         assert 15 <= len(answered_before) < total
         assert all(r["cloud_answer"] for r in rows if r["status"] == "answered")
+        held = [r["key"] for r in rows if r["lease_owner"] is not None]
+        assert len(held) <= 1  # at most the entry in flight at the kill
         sent_before = len(cloud.stats.idempotency_keys)
-        time.sleep(0.6)  # let the dead flusher's lease run out
+        clock = FakeClock(time.time())
+        outbox = Outbox(path, clock=clock)
         with CloudClient(CloudConfig(url=cloud.url)) as client:
+            if held:  # the dead flusher's lease still holds its entry back...
+                assert flush(outbox, client).pending == 1
+            clock.advance(LEASE + 1)  # ...until it runs out
             report = flush(outbox, client)
         resent = cloud.stats.idempotency_keys[sent_before:]
     assert report.pending == 0 and outbox.counts()["answered"] == total
