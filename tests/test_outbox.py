@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sqlite3
@@ -19,8 +20,11 @@ from benchmarks.fault_cloud import Fault, fault_cloud, refused_url
 from benchmarks.simulated_cloud import SimulatedCloudConfig, simulated_cloud
 from cloud_client.client import CloudClient
 from cloud_client.config import CloudConfig
-from cloud_client.errors import AnswerParseError, CloudConnectionError
+from cloud_client.errors import AnswerParseError, CloudConnectionError, CloudError, OutboxError
 from cloud_client.outbox import EntryStatus, Outbox, default_outbox_path, flush
+from edge_runtime.escalation import Escalator
+from edge_runtime.question import make_question
+from edge_runtime.record import AnswerSource, Escalation
 
 Build = Callable[..., CloudConfig]
 HANG_GUARD = 120  # seconds; only against hangs, never a timing assertion
@@ -316,3 +320,99 @@ def test_sigkill_while_flushing_duplicates_nothing_already_answered(tmp_path: Pa
     sends = Counter(cloud.stats.idempotency_keys)
     assert set(sends) == {r["key"] for r in _consistent(path)}
     assert sum(n - 1 for n in sends.values()) <= 1  # at most the one in flight at the kill
+
+
+# -- failures of the file itself --------------------------------------------------------------
+def _corrupt(tmp_path: Path) -> Path:
+    path = tmp_path / "o.sqlite3"
+    path.write_bytes(b"this is not an SQLite database\n" * 256)
+    return path
+
+
+def _under_a_file(tmp_path: Path) -> Path:
+    (tmp_path / "plain-file").write_text("")
+    return tmp_path / "plain-file" / "o.sqlite3"  # its "directory" cannot be made
+
+
+OPERATIONS: dict[str, Callable[[Outbox], object]] = {
+    "add": lambda o: add(o, 1),
+    "claim": lambda o: o.claim("x"),
+    "complete": lambda o: o.complete(1, "x", answer="A", model="m"),
+    "release": lambda o: o.release(1, "x", error=CloudConnectionError("u", "refused")),
+    "entries": lambda o: o.entries(),
+    "counts": lambda o: o.counts(),
+}
+
+
+ERRORS_SAY = {
+    "add": "store a question",
+    "claim": "claim an entry",
+    "complete": "record an answer",
+    "release": "release an entry",
+    "entries": "list its entries",
+    "counts": "count its entries",
+}
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_a_damaged_file_raises_an_outbox_error(tmp_path: Path, operation: str) -> None:
+    path = _corrupt(tmp_path)
+    with pytest.raises(OutboxError) as caught:
+        OPERATIONS[operation](Outbox(path))
+    error = caught.value
+    assert isinstance(error, CloudError) and isinstance(error, OSError)
+    assert isinstance(error.__cause__, sqlite3.DatabaseError)
+    assert error.path == str(path) and str(path) in str(error)
+    assert "--outbox / FOGGEN_OUTBOX" in str(error) and "move it aside" in str(error)
+    assert (error.operation, error.kind) == (ERRORS_SAY[operation], "outbox")
+    if sys.version_info >= (3, 11):
+        assert error.code == "SQLITE_NOTADB"
+
+
+@pytest.mark.parametrize("operation", ["add", "claim", "complete", "release"])
+def test_an_unwritable_path_raises_an_outbox_error(tmp_path: Path, operation: str) -> None:
+    path = _under_a_file(tmp_path)
+    with pytest.raises(OutboxError) as caught:
+        OPERATIONS[operation](Outbox(path))
+    error = caught.value
+    assert isinstance(error.__cause__, FileExistsError) and error.code is None  # from mkdir
+    assert str(path) in str(error) and "writable" in str(error)
+    assert Outbox(path).entries() == [] and Outbox(path).counts()["pending"] == 0  # no file yet
+
+
+def test_a_database_locked_past_the_busy_timeout_raises_an_outbox_error(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite3", busy_timeout=0.05)
+    add(outbox, 1, prefix="a")
+    other = sqlite3.connect(outbox.path, isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")  # another process writing for a long time
+        for operation in ("add", "claim"):
+            with pytest.raises(OutboxError) as caught:
+                OPERATIONS[operation](outbox)
+            assert "locked" in str(caught.value) and str(outbox.path) in str(caught.value)
+            if sys.version_info >= (3, 11):
+                assert caught.value.code == "SQLITE_BUSY"
+        assert len(outbox.entries()) == 1  # WAL: readers still read
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert outbox.claim("x") is not None  # and writing works again once it lets go
+
+
+@pytest.mark.parametrize("broken", [_corrupt, _under_a_file])
+def test_escalation_falls_back_when_the_outbox_cannot_be_written(
+    tmp_path: Path,
+    cloud_config: Build,
+    caplog: pytest.LogCaptureFixture,
+    broken: Callable[[Path], Path],
+) -> None:
+    path = broken(tmp_path)
+    question = make_question("What is 2 + 2?", ["3", "4"], id="q1", domain="math")
+    with refused_url() as url:
+        config = cloud_config(url, retries=0, outbox=str(path))
+        with caplog.at_level(logging.ERROR), Escalator.from_config(config) as escalator:
+            outcome = escalator.escalate(question, "B", record_id="r1")
+    assert (outcome.answer, outcome.source, outcome.escalation, outcome.error_kind) == (
+        "B", AnswerSource.EDGE_FALLBACK, Escalation.FAILED, "connection",
+    )  # fmt: skip
+    assert "outbox not writable" in caplog.text and str(path) in caplog.text
