@@ -174,6 +174,41 @@ class CircuitOpenError(CloudError, ConnectionError):
         )
 
 
+class OutboxError(CloudError, OSError):
+    """The outbox file could not be opened, read or written: damaged, unwritable, full, or held
+    locked by another process past the busy timeout. Raised ``from`` the SQLite or file-system
+    error; ``code`` is SQLite's error name (``SQLITE_NOTADB``, ``SQLITE_BUSY``, ...) when SQLite
+    gave one, else None (the file system refused first, or Python is older than 3.11)."""
+
+    kind = "outbox"
+
+    def __init__(self, path: str, operation: str, reason: str, *, code: str | None = None) -> None:
+        self.path = path
+        self.operation = operation
+        self.reason = reason
+        self.code = code
+        super().__init__(
+            f"the outbox at {path} could not {operation}: {reason} - {_outbox_advice(path, code)}"
+        )
+
+
+def _outbox_advice(path: str, code: str | None) -> str:
+    if code is not None and code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return "another process kept it locked; try again once that process is done"
+    if code is not None and code.startswith(("SQLITE_NOTADB", "SQLITE_CORRUPT")):
+        return (
+            "it is not an outbox or it is damaged: check that --outbox / FOGGEN_OUTBOX names "
+            f"the right file, else move it aside to start an empty one (`sqlite3 {path} "
+            ".recover` may save its questions)"
+        )
+    if code is not None and code.startswith("SQLITE_FULL"):
+        return "the disk is full: free some space"
+    return (
+        "check that the file and its directory are writable (with space left), or set "
+        "--outbox / FOGGEN_OUTBOX to another path"
+    )
+
+
 def error_for_status(
     status: int, *, url: str, detail: str = "", retry_after: float | None = None
 ) -> CloudError:

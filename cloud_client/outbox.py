@@ -9,6 +9,10 @@ once its lease runs out. Only the lease holder can record the answer, and an ans
 never claimed again. The one unavoidable window: a flusher killed after the cloud answered but
 before the answer was committed leaves the entry pending, so it is sent again later, with the
 same ``Idempotency-Key`` header for servers that deduplicate.
+
+Leases and timestamps read the outbox's ``clock`` (``time.time`` unless a test passes its own),
+and every public operation raises :class:`~cloud_client.errors.OutboxError`, naming the file,
+when SQLite or the file system fails: callers never see ``sqlite3.Error``.
 """
 
 from __future__ import annotations
@@ -19,14 +23,14 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from cloud_client.errors import CloudError
+from cloud_client.errors import CloudError, OutboxError
 
 if TYPE_CHECKING:
     from cloud_client.client import CloudClient
@@ -34,6 +38,8 @@ if TYPE_CHECKING:
 OUTBOX_FILENAME = "outbox.sqlite3"
 SCHEMA_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
+
+Clock = Callable[[], float]  # Unix time in seconds, like time.time
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -109,23 +115,48 @@ def default_outbox_path(env: Mapping[str, str] | None = None) -> Path:
     return Path(base).expanduser() / "foggen" / OUTBOX_FILENAME
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+def _timestamp(unix_time: float) -> str:
+    moment = datetime.fromtimestamp(unix_time, timezone.utc)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class Outbox:
-    """Opens a short-lived connection per operation: safe across threads and processes."""
+    """Opens a short-lived connection per operation: safe across threads and processes.
 
-    def __init__(self, path: Path | str, *, lease_seconds: float = 60.0) -> None:
+    ``clock`` gives the time for leases and the ``created``/``updated``/``answered`` stamps;
+    ``busy_timeout`` is how long an operation waits for another process's lock before failing.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        lease_seconds: float = 60.0,
+        clock: Clock = time.time,
+        busy_timeout: float = BUSY_TIMEOUT_MS / 1000,
+    ) -> None:
         self.path = Path(path)
         self.lease_seconds = lease_seconds
+        self.clock = clock
+        self.busy_timeout = busy_timeout
         self._ready = False
+
+    @contextlib.contextmanager
+    def _errors(self, operation: str) -> Iterator[None]:
+        """Turn SQLite's and the file system's errors into one OutboxError naming the file."""
+        try:
+            yield
+        except OutboxError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            code = getattr(exc, "sqlite_errorname", None)  # Python 3.11+
+            raise OutboxError(str(self.path), operation, str(exc), code=code) from exc
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         if not self._ready:
             self._create()
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         try:
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA synchronous = FULL")
@@ -136,7 +167,7 @@ class Outbox:
     def _create(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))  # private from the start
-        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode = WAL")  # persistent: set once, kept in the file
             db.executescript(_SCHEMA)  # idempotent, so concurrent first users are fine
@@ -153,7 +184,8 @@ class Outbox:
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # SQLite already rolled back after some I/O errors
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
 
@@ -170,8 +202,8 @@ class Outbox:
         reason: str,
     ) -> bool:
         """Store a fallen-back escalation; False if the key was already stored (kept as is)."""
-        now = _now()
-        with self._transaction() as db:
+        now = _timestamp(self.clock())
+        with self._errors("store a question"), self._transaction() as db:
             cursor = db.execute(
                 "INSERT INTO outbox (key, record_id, domain, question, choices, local_answer, "
                 "reason, status, attempts, created, updated) "
@@ -183,8 +215,8 @@ class Outbox:
 
     def claim(self, owner: str) -> OutboxEntry | None:
         """Lease the oldest pending entry nobody holds, counting the attempt; or None."""
-        now = time.time()
-        with self._transaction() as db:
+        now = self.clock()
+        with self._errors("claim an entry"), self._transaction() as db:
             row = db.execute(
                 "SELECT * FROM outbox WHERE status = 'pending' "
                 "AND (lease_until IS NULL OR lease_until < ?) ORDER BY id LIMIT 1",
@@ -195,15 +227,16 @@ class Outbox:
             db.execute(
                 "UPDATE outbox SET lease_owner = ?, lease_until = ?, attempts = attempts + 1, "
                 "updated = ? WHERE id = ?",
-                (owner, now + self.lease_seconds, _now(), row["id"]),
+                (owner, now + self.lease_seconds, _timestamp(now), row["id"]),
             )
             claimed = db.execute("SELECT * FROM outbox WHERE id = ?", (row["id"],)).fetchone()
         return OutboxEntry.from_row(claimed)
 
     def complete(self, entry_id: int, owner: str, *, answer: str, model: str) -> bool:
         """Record the cloud's late answer; False if ``owner`` no longer holds the entry."""
-        now = _now()
+        now = _timestamp(self.clock())
         return self._settle(
+            "record an answer",
             entry_id,
             owner,
             "status = 'answered', cloud_answer = ?, cloud_model = ?, answered = ?, "
@@ -215,22 +248,33 @@ class Outbox:
         """Give the entry back after a failed try: pending again, or failed if ``permanent``."""
         status = EntryStatus.FAILED if error.permanent else EntryStatus.PENDING
         return self._settle(
-            entry_id, owner, "status = ?, last_error = ?", (status.value, error.kind)
+            "release an entry",
+            entry_id,
+            owner,
+            "status = ?, last_error = ?",
+            (status.value, error.kind),
         )
 
-    def _settle(self, entry_id: int, owner: str, changes: str, values: tuple[Any, ...]) -> bool:
-        with self._transaction() as db:
+    def _settle(
+        self, operation: str, entry_id: int, owner: str, changes: str, values: tuple[Any, ...]
+    ) -> bool:
+        now = _timestamp(self.clock())
+        with self._errors(operation), self._transaction() as db:
             cursor = db.execute(
                 f"UPDATE outbox SET {changes}, lease_owner = NULL, lease_until = NULL, "
                 "updated = ? WHERE id = ? AND lease_owner = ? AND status = 'pending'",
-                (*values, _now(), entry_id, owner),
+                (*values, now, entry_id, owner),
             )
             return cursor.rowcount == 1
 
     # -- reading ----------------------------------------------------------------------------
     def entries(self, *, status: EntryStatus | None = None) -> list[OutboxEntry]:
+        with self._errors("list its entries"):
+            return self._entries(status)
+
+    def _entries(self, status: EntryStatus | None) -> list[OutboxEntry]:
         if not self.path.exists():
-            return []
+            return []  # reading creates nothing
         with self._connect() as db:
             if status is None:
                 rows = db.execute("SELECT * FROM outbox ORDER BY id").fetchall()
@@ -242,7 +286,9 @@ class Outbox:
 
     def counts(self) -> dict[str, int]:
         counts = dict.fromkeys((s.value for s in EntryStatus), 0)
-        if self.path.exists():
+        with self._errors("count its entries"):
+            if not self.path.exists():
+                return counts
             with self._connect() as db:
                 for status, n in db.execute("SELECT status, COUNT(*) FROM outbox GROUP BY status"):
                     counts[status] = n
@@ -274,7 +320,9 @@ def flush(
     A permanent error (the cloud refused the question, or its reply names no offered option)
     marks that entry failed and goes on; any other error means the cloud is not answering now,
     so the entry stays pending and the flush stops. ``force`` (the default, for an explicit
-    flush) calls the cloud whatever state its circuit breaker is in.
+    flush) calls the cloud whatever state its circuit breaker is in. A failing outbox file raises
+    :class:`~cloud_client.errors.OutboxError` (an entry in hand stays leased until its lease
+    runs out, then is replayed).
     """
     owner = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
     answered = failed = 0

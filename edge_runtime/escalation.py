@@ -17,13 +17,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
-from cloud_client.errors import CloudError
+from cloud_client.errors import CloudError, OutboxError
 from edge_runtime.question import Question
 from edge_runtime.record import AnswerSource, Escalation
 
@@ -146,7 +145,7 @@ class Escalator:
                 local_answer=local_answer,
                 reason=error.kind,
             )
-        except (sqlite3.Error, OSError) as exc:
+        except OutboxError as exc:  # damaged, unwritable, full or locked: the answer stands
             log.error("%s: cloud failed (%s), outbox not writable: %s", record_id, error.kind, exc)
             return Escalation.FAILED
         log.warning("%s: answered on the device, escalation queued (%s)", record_id, error)

@@ -1,6 +1,7 @@
 """The one table from errors to exit codes and messages, for every ``foggen`` command.
 
-0 ok, 1 some inputs failed, 2 bad usage, settings or input, 3 a model (or converter) problem.
+0 ok, 1 some inputs failed (or the outbox cannot be used), 2 bad usage, settings or input,
+3 a model (or converter) problem.
 Error classes are named, not imported: a command never loads a package just to map its errors.
 """
 
@@ -28,6 +29,7 @@ TABLE: tuple[Exit, ...] = (
     Exit("edge_runtime.errors:EdgeRuntimeError", EXIT_MODEL, "error: "),
     Exit("converter.errors:MissingExtraError", EXIT_USAGE, ""),
     Exit("converter.errors:ConverterError", EXIT_MODEL, "error: "),
+    Exit("cloud_client.errors:OutboxError", EXIT_SOME_FAILED, "error: "),  # a broken outbox file
     Exit("cloud_client.errors:CloudError", EXIT_USAGE, "error: "),  # only settings get here
     Exit("benchmarks.errors:BenchmarkError", EXIT_USAGE, "error: "),
     Exit("builtins:ValueError", EXIT_USAGE, "error: "),  # bad settings: SettingError, --dtype

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sqlite3
@@ -18,12 +19,30 @@ import pytest
 from benchmarks.simulated_cloud import SimulatedCloudConfig, simulated_cloud
 from cloud_client.client import CloudClient
 from cloud_client.config import CloudConfig
-from cloud_client.errors import AnswerParseError, CloudConnectionError
+from cloud_client.errors import AnswerParseError, CloudConnectionError, CloudError, OutboxError
 from cloud_client.outbox import EntryStatus, Outbox, default_outbox_path, flush
+from edge_runtime.escalation import Escalator
+from edge_runtime.question import make_question
+from edge_runtime.record import AnswerSource, Escalation
 from testkit.fault_cloud import Fault, fault_cloud, refused_url
 
 Build = Callable[..., CloudConfig]
 HANG_GUARD = 120  # seconds; only against hangs, never a timing assertion
+LEASE = 60.0
+T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z
+
+
+class FakeClock:
+    """Unix time that moves only when the test moves it."""
+
+    def __init__(self, start: float = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def add(outbox: Outbox, n: int, *, prefix: str = "k") -> None:
@@ -94,14 +113,35 @@ def test_claims_lease_one_entry_to_one_owner(tmp_path: Path) -> None:
 
 
 def test_an_expired_lease_can_be_claimed_again(tmp_path: Path) -> None:
-    outbox = Outbox(tmp_path / "o.sqlite3", lease_seconds=0.2)
+    clock = FakeClock()
+    outbox = Outbox(tmp_path / "o.sqlite3", lease_seconds=LEASE, clock=clock)
     add(outbox, 1)
     first = outbox.claim("dead-flusher")
     assert first is not None and outbox.claim("other") is None
-    time.sleep(0.3)
+    clock.advance(LEASE)
+    assert outbox.claim("other") is None  # held up to and including its last instant
+    clock.advance(0.001)
     again = outbox.claim("other")
     assert again is not None and again.id == first.id and again.attempts == 3
     assert not outbox.complete(first.id, "dead-flusher", answer="A", model="m")  # lease lost
+    assert outbox.complete(again.id, "other", answer="A", model="m")
+
+
+def test_stamps_come_from_the_clock(tmp_path: Path) -> None:
+    clock = FakeClock()
+    outbox = Outbox(tmp_path / "o.sqlite3", clock=clock)
+    add(outbox, 1)
+    clock.advance(90.5)
+    entry = outbox.claim("x")
+    assert entry is not None
+    assert (entry.created, entry.updated) == (
+        "2023-11-14T22:13:20.000000Z", "2023-11-14T22:14:50.500000Z",
+    )  # fmt: skip
+    clock.advance(3600)
+    assert outbox.complete(entry.id, "x", answer="A", model="m")
+    (done,) = outbox.entries()
+    assert done.answered == done.updated == "2023-11-14T23:14:50.500000Z"
+    assert done.created == entry.created
 
 
 def test_release_after_a_permanent_error_marks_failed(tmp_path: Path) -> None:
@@ -251,23 +291,28 @@ def test_sigkill_while_writing_loses_and_duplicates_nothing(tmp_path: Path) -> N
 
 def test_sigkill_while_flushing_duplicates_nothing_already_answered(tmp_path: Path) -> None:
     path, total = tmp_path / "o.sqlite3", 60
-    outbox = Outbox(path, lease_seconds=0.5)
-    add(outbox, total)
+    add(Outbox(path), total)
     with simulated_cloud(SimulatedCloudConfig(latency_ms=20)) as cloud:
-        proc = _flusher(cloud.url, path, lease=0.5)
+        proc = _flusher(cloud.url, path, lease=LEASE)  # the real clock: it never runs out here
         _start(proc)
         deadline = time.monotonic() + HANG_GUARD
         while cloud.stats.requests < 20 and time.monotonic() < deadline:
-            time.sleep(0.005)
+            time.sleep(0.005)  # waits for the flusher's progress, not for a lease
         os.kill(proc.pid, signal.SIGKILL)  # most likely in the middle of a request
         proc.wait(timeout=HANG_GUARD)
         rows = _consistent(path)
         answered_before = {r["key"] for r in rows if r["status"] == "answered"}
         assert 15 <= len(answered_before) < total
         assert all(r["cloud_answer"] for r in rows if r["status"] == "answered")
+        held = [r["key"] for r in rows if r["lease_owner"] is not None]
+        assert len(held) <= 1  # at most the entry in flight at the kill
         sent_before = len(cloud.stats.idempotency_keys)
-        time.sleep(0.6)  # let the dead flusher's lease run out
+        clock = FakeClock(time.time())
+        outbox = Outbox(path, clock=clock)
         with CloudClient(CloudConfig(url=cloud.url)) as client:
+            if held:  # the dead flusher's lease still holds its entry back...
+                assert flush(outbox, client).pending == 1
+            clock.advance(LEASE + 1)  # ...until it runs out
             report = flush(outbox, client)
         resent = cloud.stats.idempotency_keys[sent_before:]
     assert report.pending == 0 and outbox.counts()["answered"] == total
@@ -275,3 +320,99 @@ def test_sigkill_while_flushing_duplicates_nothing_already_answered(tmp_path: Pa
     sends = Counter(cloud.stats.idempotency_keys)
     assert set(sends) == {r["key"] for r in _consistent(path)}
     assert sum(n - 1 for n in sends.values()) <= 1  # at most the one in flight at the kill
+
+
+# -- failures of the file itself --------------------------------------------------------------
+def _corrupt(tmp_path: Path) -> Path:
+    path = tmp_path / "o.sqlite3"
+    path.write_bytes(b"this is not an SQLite database\n" * 256)
+    return path
+
+
+def _under_a_file(tmp_path: Path) -> Path:
+    (tmp_path / "plain-file").write_text("")
+    return tmp_path / "plain-file" / "o.sqlite3"  # its "directory" cannot be made
+
+
+OPERATIONS: dict[str, Callable[[Outbox], object]] = {
+    "add": lambda o: add(o, 1),
+    "claim": lambda o: o.claim("x"),
+    "complete": lambda o: o.complete(1, "x", answer="A", model="m"),
+    "release": lambda o: o.release(1, "x", error=CloudConnectionError("u", "refused")),
+    "entries": lambda o: o.entries(),
+    "counts": lambda o: o.counts(),
+}
+
+
+ERRORS_SAY = {
+    "add": "store a question",
+    "claim": "claim an entry",
+    "complete": "record an answer",
+    "release": "release an entry",
+    "entries": "list its entries",
+    "counts": "count its entries",
+}
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+def test_a_damaged_file_raises_an_outbox_error(tmp_path: Path, operation: str) -> None:
+    path = _corrupt(tmp_path)
+    with pytest.raises(OutboxError) as caught:
+        OPERATIONS[operation](Outbox(path))
+    error = caught.value
+    assert isinstance(error, CloudError) and isinstance(error, OSError)
+    assert isinstance(error.__cause__, sqlite3.DatabaseError)
+    assert error.path == str(path) and str(path) in str(error)
+    assert "--outbox / FOGGEN_OUTBOX" in str(error) and "move it aside" in str(error)
+    assert (error.operation, error.kind) == (ERRORS_SAY[operation], "outbox")
+    if sys.version_info >= (3, 11):
+        assert error.code == "SQLITE_NOTADB"
+
+
+@pytest.mark.parametrize("operation", ["add", "claim", "complete", "release"])
+def test_an_unwritable_path_raises_an_outbox_error(tmp_path: Path, operation: str) -> None:
+    path = _under_a_file(tmp_path)
+    with pytest.raises(OutboxError) as caught:
+        OPERATIONS[operation](Outbox(path))
+    error = caught.value
+    assert isinstance(error.__cause__, FileExistsError) and error.code is None  # from mkdir
+    assert str(path) in str(error) and "writable" in str(error)
+    assert Outbox(path).entries() == [] and Outbox(path).counts()["pending"] == 0  # no file yet
+
+
+def test_a_database_locked_past_the_busy_timeout_raises_an_outbox_error(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.sqlite3", busy_timeout=0.05)
+    add(outbox, 1, prefix="a")
+    other = sqlite3.connect(outbox.path, isolation_level=None)
+    try:
+        other.execute("BEGIN EXCLUSIVE")  # another process writing for a long time
+        for operation in ("add", "claim"):
+            with pytest.raises(OutboxError) as caught:
+                OPERATIONS[operation](outbox)
+            assert "locked" in str(caught.value) and str(outbox.path) in str(caught.value)
+            if sys.version_info >= (3, 11):
+                assert caught.value.code == "SQLITE_BUSY"
+        assert len(outbox.entries()) == 1  # WAL: readers still read
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert outbox.claim("x") is not None  # and writing works again once it lets go
+
+
+@pytest.mark.parametrize("broken", [_corrupt, _under_a_file])
+def test_escalation_falls_back_when_the_outbox_cannot_be_written(
+    tmp_path: Path,
+    cloud_config: Build,
+    caplog: pytest.LogCaptureFixture,
+    broken: Callable[[Path], Path],
+) -> None:
+    path = broken(tmp_path)
+    question = make_question("What is 2 + 2?", ["3", "4"], id="q1", domain="math")
+    with refused_url() as url:
+        config = cloud_config(url, retries=0, outbox=str(path))
+        with caplog.at_level(logging.ERROR), Escalator.from_config(config) as escalator:
+            outcome = escalator.escalate(question, "B", record_id="r1")
+    assert (outcome.answer, outcome.source, outcome.escalation, outcome.error_kind) == (
+        "B", AnswerSource.EDGE_FALLBACK, Escalation.FAILED, "connection",
+    )  # fmt: skip
+    assert "outbox not writable" in caplog.text and str(path) in caplog.text

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable
 
+from cloud_client.errors import OutboxError
 from edge_runtime.runtime import EdgeRuntime
 
 log = logging.getLogger(__name__)
@@ -21,11 +22,16 @@ class ModelState:
         self.error_kind: str | None = None
 
     def outbox_pending(self) -> int | None:
-        """Pending outbox entries, or None when no cloud (hence no outbox) is configured."""
+        """Pending outbox entries; None when no cloud (hence no outbox) is configured, or when
+        the outbox cannot be read (logged: health and metrics must not fail with it)."""
         escalator = self.runtime.escalator if self.runtime else None
         if escalator is None or escalator.outbox is None:
             return None
-        return escalator.outbox.counts()["pending"]
+        try:
+            return escalator.outbox.counts()["pending"]
+        except OutboxError as exc:
+            log.warning("%s", exc)
+            return None
 
     def breaker_state(self) -> str | None:
         escalator = self.runtime.escalator if self.runtime else None
