@@ -34,8 +34,10 @@ def setting(
     ``secret``: environment only (a flag would show in ``ps``) and left out of ``repr``;
     ``switch``: a bool flag without a value that sets the opposite of the default (e.g.
     ``--no-plots``); ``repeat``: the flag may be given several times (a tuple of values)."""
-    metadata = {"help": help, "env": env, "parse": parse, "flag": flag, "secret": secret,
-                "choices": choices, "switch": switch, "repeat": repeat, "metavar": metavar}  # fmt: skip
+    metadata = {
+        "help": help, "env": env, "parse": parse, "flag": flag, "secret": secret,
+        "choices": choices, "switch": switch, "repeat": repeat, "metavar": metavar,
+    }  # fmt: skip
     if default_factory is not None:
         return field(default_factory=default_factory, repr=not secret, metadata=metadata)
     return field(default=default, repr=not secret, metadata=metadata)
@@ -66,8 +68,11 @@ def positive_int(text: str) -> int:
 
 
 def parser_of(f: dataclasses.Field[Any]) -> Parse:
-    """How a field's text is read: its ``parse``, else its default's type (bool: yes/no)."""
+    """How a field's text is read: its ``parse``, else its default's type (bool: yes/no; a
+    repeated flag: each value as text)."""
     parse = f.metadata.get("parse")
+    if parse is None and f.metadata.get("repeat"):
+        parse = str  # each value given; the default's type is the container
     if parse is None:
         default = field_default(f)
         parse = type(default) if default is not None else str
