@@ -1,0 +1,2 @@
+"""Test support for FogGen Edge: fakes and helpers for tests and make targets; importable from a
+checkout, never shipped in the wheel."""
