@@ -1,2 +1,2 @@
-"""Test support for FogGen Edge: fakes and helpers for tests and make targets; importable
-from a checkout, never shipped in the wheel."""
+"""Test support for FogGen Edge: fakes and helpers for tests and make targets; importable from a
+checkout, never shipped in the wheel."""
