@@ -99,8 +99,8 @@ def test_parallel_sampling_matches_the_runtime(runtime, model_path: Path) -> Non
         # at T = 1 the letter marginal given the greedy bucket is the fast mode's letter_probs
         assert f.letter_probs is not None
         given = _given(b.distribution, f.bucket)
-        print(f"{q.id}: {gap:.4f} vs alone, {letter_noise.check(given, f.letter_probs, str(q.id)):.4f}"
-              " vs fast")  # fmt: skip
+        letter_gap = letter_noise.check(given, f.letter_probs, str(q.id))
+        print(f"{q.id}: {gap:.4f} vs alone, {letter_gap:.4f} vs fast")
     # draws follow the distribution (a fixed seed; k binomial standard errors of n draws)
     many = SampleSettings(n=4000, temperature=1.0)
     assert_frequencies_match(draw(batched[0].distribution, many, questions[0]),
