@@ -190,7 +190,7 @@ def _prepare(
     if p.hf_name == "model.embed_tokens.weight":
         data = data[: p.shape[0]]
     shift = checkpoint.spec.shift(p.gguf_name)
-    if shift:
+    if shift:  # elementwise, correctly rounded: the same bits on any CPU (as the merge above)
         data = data + np.float32(shift)
     if p.ggml_type is Q.F32:  # written as is: no second copy of a 670 MB embedding
         return np.ascontiguousarray(data)

@@ -2,6 +2,13 @@
 
 K-quants need rows that are multiples of 256; Gemma-3-270M's hidden size is 640, so llama.cpp
 falls back to other types for many tensors: the report's tensor-type histogram shows which.
+
+Determinism: ``llama_model_quantize`` quantizes each row on its own (``ggml_quantize_chunk``,
+threads split rows, so ``nthread`` cannot change a byte) with the reference C quantizers of
+ggml-base, which llama-cpp-python builds for baseline x86-64 (-march=native applies to
+ggml-cpu only): SSE2 arithmetic, no FMA to contract into, and from libm only sqrtf, roundf and
+lroundf, all exact - the same bytes on any x86_64 CPU, unless ggml-base itself is built with
+-march=native or -ffast-math (e.g. through CMAKE_ARGS/CFLAGS).
 """
 
 from __future__ import annotations

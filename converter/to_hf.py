@@ -93,6 +93,9 @@ def gguf_to_hf(gguf_path: str | Path, out_dir: str | Path, *, progress: bool = T
         for tensor in tqdm(reader.tensors, desc="dequantize", unit="tensor", disable=not progress):
             if tensor.name not in reverse:
                 raise UnsupportedModelError(f"unexpected GGUF tensor {tensor.name}")
+            # bit-reproducible on any CPU: gguf's numpy kernels only widen (f16 -> f32 and
+            # integers -> f32 are exact) and apply elementwise IEEE multiplies/adds, each
+            # correctly rounded; no BLAS, no reduction (likewise the shift and f32_to_bf16)
             values = gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
             shift = GEMMA3.shift(tensor.name)
             tensors.append((reverse[tensor.name], values - np.float32(shift) if shift else values))

@@ -53,7 +53,7 @@ def test_chain_end_to_end_with_resume_publish_and_build(
     tiny_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from benchmarks.chain_bench import bench_gguf
-    from converter.chain.build import build_round
+    from converter.chain.build import ChainBuildError, build_round, rerecord_hashes
     from converter.chain.report import write_report
     from converter.chain.runner import Chain
 
@@ -108,6 +108,25 @@ def test_chain_end_to_end_with_resume_publish_and_build(
     assert built["f32_identical_to_chain"]
     assert built["f32_sha256"] == manifests[1]["steps"]["export"]["f32_sha256"]
     assert Path(built["path"]).is_file()
+
+    # the maintenance path for a deliberate converter change: a hash the converter no longer
+    # gives is re-recorded, the previous one kept; a round that still matches is left alone
+    path = publish / "round-01" / "manifest.json"
+    stale = json.loads(path.read_text())
+    stale["steps"]["export"]["f32_sha256"] = "0" * 64
+    path.write_text(json.dumps(stale, indent=1))
+    with pytest.raises(ChainBuildError, match="differs from the chain's"):
+        build_round(publish, 1, home=tmp_path / "home", threads=2, base_gguf=tiny_gguf)
+    round_0 = (publish / "round-00" / "manifest.json").read_text()
+    changes = rerecord_hashes(publish, "test", home=tmp_path / "home", base_gguf=tiny_gguf)
+    assert [c["round"] for c in changes] == [0, 1]
+    assert changes[1]["new"]["f32_sha256"] == built["f32_sha256"]
+    after = json.loads(path.read_text())
+    assert after["steps"]["export"]["f32_sha256"] == built["f32_sha256"]
+    (record,) = after["rerecorded"]
+    assert record["reason"] == "test" and record["previous"]["f32_sha256"] == "0" * 64
+    assert (publish / "round-00" / "manifest.json").read_text() == round_0
+    assert build_round(publish, 1, home=tmp_path / "home", base_gguf=tiny_gguf)["round"] == 1
 
 
 def test_build_refuses_another_base(tiny_gguf: Path, tmp_path: Path, model_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,10 +13,11 @@ import numpy as np
 import pytest
 import torch
 
+from converter import lora
 from converter.checkpoint import open_checkpoint
 from converter.errors import AdapterError
 from converter.gguf_export import OutType, export_gguf
-from converter.lora import LoraModule, load_adapter
+from converter.lora import LoraAdapter, LoraModule, load_adapter
 from converter.safetensors_io import write_safetensors
 from converter.verify import verify
 from edge_runtime.mcq import stratified
@@ -165,3 +168,117 @@ def test_modules_to_save_replace_the_base_tensor(tiny_checkpoint: Path, tmp_path
 
 def _peft_key(name: str) -> str:
     return "base_model.model." + name
+
+
+# -- determinism: the merge is a fixed-order float64 sum, the same bits on any CPU -------------
+_M64 = (1 << 64) - 1
+
+
+def _portable_floats(seed: int, shape: tuple[int, ...], exponents: range) -> np.ndarray:
+    """float32 values with full random significands, signs and exponents in ``exponents``,
+    from a pure-Python splitmix64 stream: the same values on any machine and numpy version."""
+    x, words = seed, []
+    for _ in range(int(np.prod(shape))):
+        x = (x + 0x9E3779B97F4A7C15) & _M64
+        z = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & _M64
+        z ^= z >> 31
+        exponent = 127 + exponents[(z >> 24) % len(exponents)]
+        words.append(((z >> 63) << 31) | (exponent << 23) | (z & 0x7FFFFF))
+    return np.array(words, dtype=np.uint32).view(np.float32).reshape(shape)
+
+
+def _module(rows: int, cols: int, rank: int, *, seed: int, rslora: bool, fifo: bool) -> LoraModule:
+    """A LoRA module whose update has the (out, in) shape (rows, cols), or (cols, rows) with
+    fan_in_fan_out, with PEFT's scale alpha / r or rsLoRA's alpha / sqrt(r)."""
+    alpha = 32.0
+    scale = alpha / (math.sqrt(rank) if rslora else rank)
+    a = _portable_floats(seed, (rank, cols), range(-9, 1))
+    b = _portable_floats(seed + 1, (rows, rank), range(-12, -2))
+    return LoraModule(a, b, scale, fan_in_fan_out=fifo)
+
+
+def _reference_merge(module: LoraModule, weight: np.ndarray | None) -> np.ndarray:
+    """The definition, in plain Python floats (IEEE doubles), one element at a time: products
+    summed over k = 0..r-1 in order, times scale, plus W, rounded once to float32."""
+    a, b = module.a.astype(float).tolist(), module.b.astype(float).tolist()
+    out_rows, rank, in_cols = len(b), len(a), len(a[0])
+    delta = [[0.0] * in_cols for _ in range(out_rows)]
+    for i in range(out_rows):
+        for j in range(in_cols):
+            acc = b[i][0] * a[0][j]
+            for k in range(1, rank):
+                acc = acc + b[i][k] * a[k][j]
+            delta[i][j] = acc * module.scale
+    if module.fan_in_fan_out:
+        delta = [list(column) for column in zip(*delta, strict=True)]
+    w = weight.astype(float).tolist() if weight is not None else None
+    values = [
+        [d + (w[i][j] if w is not None else 0.0) for j, d in enumerate(row)]
+        for i, row in enumerate(delta)
+    ]
+    return np.array(values, dtype=np.float64).astype(np.float32)
+
+
+def _bits(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float32).view(np.uint32)
+
+
+SHAPES = [(1, 1, 1), (7, 5, 3), (37, 29, 16), (3, 130, 2), (130, 3, 5)]
+
+
+@pytest.mark.parametrize("rows, cols, rank", SHAPES)
+@pytest.mark.parametrize("rslora", [False, True])
+@pytest.mark.parametrize("fifo", [False, True])
+@pytest.mark.parametrize("block", [1 << 16, 7])  # one block, and row blocks with a remainder
+def test_merge_is_the_fixed_order_float64_sum_bit_for_bit(
+    monkeypatch: pytest.MonkeyPatch,
+    rows: int,
+    cols: int,
+    rank: int,
+    rslora: bool,
+    fifo: bool,
+    block: int,
+) -> None:
+    monkeypatch.setattr(lora, "BLOCK_ELEMENTS", block)
+    module = _module(
+        rows, cols, rank, seed=rows * 1000 + cols * 10 + rank, rslora=rslora, fifo=fifo
+    )
+    weight = _portable_floats(7 + rank, module.shape, range(-6, 0))
+    adapter = LoraAdapter(modules={"w": module})
+    merged = adapter.merged("w", weight)
+    assert merged.dtype == np.float32 and merged.shape == module.shape
+    np.testing.assert_array_equal(_bits(merged), _bits(_reference_merge(module, weight)))
+    np.testing.assert_array_equal(_bits(module.delta()), _bits(_reference_merge(module, None)))
+
+
+def test_the_update_is_summed_in_float64_and_rounded_once() -> None:
+    """1 + 2**-30 is 1 in float32: any float32 product (BLAS or not, FMA or not) loses the
+    2**-30 that survives here; so does rounding the update before adding W."""
+    a = np.array([[1.0], [2.0**-30]], dtype=np.float32)  # (r=2, in=1)
+    b = np.ones((1, 2), dtype=np.float32)  # (out=1, r=2)
+    merged = LoraAdapter(modules={"w": LoraModule(a, b, 1.0, False)}).merged(
+        "w", np.array([[-1.0]], np.float32)
+    )
+    assert merged[0, 0] == np.float32(2.0**-30)
+    assert np.float32(1.0) + np.float32(2.0**-30) == np.float32(1.0)  # lost in float32
+
+
+# sha256 of the merged float32 bytes (= the plain-Python reference's), recorded once
+GOLDEN = {
+    (False, False): "67b6efaa2a761d3a166b44c42d8f62a110847225588207e84f6e3c3153a92696",
+    (True, False): "c70d73c6677180287d0270b9dbc3a8386527496b414dbc7898e828a83db67a0d",
+    (False, True): "b3bf00b3307d2c428e22719fbcd47b4a253d5941541abd0f180220c90152a866",
+    (True, True): "3213592334fbd221b950de221fb73687623dcc1d54744e1174f1755e069fc261",
+}
+
+
+@pytest.mark.parametrize("rslora, fifo", list(GOLDEN))
+def test_merge_bytes_are_the_recorded_ones(rslora: bool, fifo: bool) -> None:
+    """A portable input (no float RNG) and the sha256 of its merge: the test a different CPU
+    runs to prove it merges like this one."""
+    module = _module(96, 80, 16, seed=2024, rslora=rslora, fifo=fifo)
+    weight = _portable_floats(99, module.shape, range(-7, 0))
+    merged = LoraAdapter(modules={"w": module}).merged("w", weight)
+    np.testing.assert_array_equal(_bits(merged), _bits(_reference_merge(module, weight)))
+    assert hashlib.sha256(merged.tobytes()).hexdigest() == GOLDEN[(rslora, fifo)]
