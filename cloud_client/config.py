@@ -39,11 +39,7 @@ class CloudConfig:
         flag="--cloud-model",
     )
     api_key: str | None = setting(
-        None,
-        "bearer token for the cloud",
-        env="FOGGEN_CLOUD_API_KEY",
-        parse=str,
-        secret=True,
+        None, "bearer token for the cloud", env="FOGGEN_CLOUD_API_KEY", parse=str, secret=True
     )
     outbox: str | None = setting(
         None,
@@ -54,10 +50,7 @@ class CloudConfig:
         flag="--outbox",
     )
     connect_timeout: float = setting(
-        3.0,
-        "seconds to open a connection",
-        env="FOGGEN_CLOUD_CONNECT_TIMEOUT",
-        parse=float,
+        3.0, "seconds to open a connection", env="FOGGEN_CLOUD_CONNECT_TIMEOUT", parse=float
     )
     read_timeout: float = setting(
         10.0,
@@ -72,10 +65,7 @@ class CloudConfig:
         parse=float,
     )
     retries: int = setting(
-        2,
-        "retries after the first attempt",
-        env="FOGGEN_CLOUD_RETRIES",
-        parse=int,
+        2, "retries after the first attempt", env="FOGGEN_CLOUD_RETRIES", parse=int
     )
     backoff: float = setting(
         0.5,
@@ -84,10 +74,7 @@ class CloudConfig:
         parse=float,
     )
     backoff_max: float = setting(
-        4.0,
-        "longest backoff",
-        env="FOGGEN_CLOUD_BACKOFF_MAX",
-        parse=float,
+        4.0, "longest backoff", env="FOGGEN_CLOUD_BACKOFF_MAX", parse=float
     )
     breaker_failures: int = setting(
         5,
@@ -102,10 +89,7 @@ class CloudConfig:
         parse=float,
     )
     max_tokens: int = setting(
-        256,
-        "max_tokens for the cloud reply",
-        env="FOGGEN_CLOUD_MAX_TOKENS",
-        parse=int,
+        256, "max_tokens for the cloud reply", env="FOGGEN_CLOUD_MAX_TOKENS", parse=int
     )
     never_domains: tuple[str, ...] = setting(
         (),

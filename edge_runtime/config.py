@@ -35,17 +35,9 @@ class RuntimeConfig:
         parse=str,
     )
     mode: Mode = setting(
-        Mode.FAST,
-        "decoding mode: fast | grammar | free",
-        env="FOGGEN_MODE",
-        parse=Mode,
+        Mode.FAST, "decoding mode: fast | grammar | free", env="FOGGEN_MODE", parse=Mode
     )
-    tau: float = setting(
-        0.5,
-        "routing threshold in [0, 1]",
-        env="FOGGEN_TAU",
-        parse=float,
-    )
+    tau: float = setting(0.5, "routing threshold in [0, 1]", env="FOGGEN_TAU", parse=float)
     signal: Signal = setting(
         Signal.BUCKET,
         "routing signal: bucket | letter | calibrated (tau is on its scale)",
@@ -66,10 +58,7 @@ class RuntimeConfig:
         parse=str,
     )
     force_route: Route | None = setting(
-        None,
-        "override routing: local | cloud (recorded)",
-        env="FOGGEN_FORCE_ROUTE",
-        parse=Route,
+        None, "override routing: local | cloud (recorded)", env="FOGGEN_FORCE_ROUTE", parse=Route
     )
     n_threads: int = setting(
         max(1, os.cpu_count() or 1),
@@ -79,11 +68,7 @@ class RuntimeConfig:
         flag="--threads",
     )
     n_ctx: int = setting(
-        2048,
-        "context size in tokens",
-        env="FOGGEN_CTX",
-        parse=positive_int,
-        flag="--ctx",
+        2048, "context size in tokens", env="FOGGEN_CTX", parse=positive_int, flag="--ctx"
     )
     n_batch: int = setting(
         512,

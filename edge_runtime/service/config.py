@@ -47,10 +47,7 @@ class ServiceConfig:
         parse=str,
     )
     port: int = setting(
-        8080,
-        "TCP port (0: any free port, printed at start)",
-        env="FOGGEN_PORT",
-        parse=_port,
+        8080, "TCP port (0: any free port, printed at start)", env="FOGGEN_PORT", parse=_port
     )
     api_token: str | None = setting(
         None,
@@ -70,13 +67,13 @@ class ServiceConfig:
         "largest request body in bytes; larger gets 413",
         env="FOGGEN_MAX_BODY_BYTES",
         parse=positive_int,
-    )  # fmt: skip
+    )
     retry_after: int = setting(
         1,
         "seconds a 429 or a not-ready 503 asks the client to wait",
         env="FOGGEN_RETRY_AFTER",
         parse=positive_int,
-    )  # fmt: skip
+    )
     decision_log: str | None = setting(
         None,
         f"decision log (JSON Lines); unset: $FOGGEN_HOME/{DECISION_LOG_FILENAME}, else "
@@ -89,7 +86,7 @@ class ServiceConfig:
         "rotate the decision log beyond this size",
         env="FOGGEN_LOG_MAX_BYTES",
         parse=positive_int,
-    )  # fmt: skip
+    )
     log_keep: int = setting(
         5,
         "rotated decision logs kept (older ones are deleted)",
