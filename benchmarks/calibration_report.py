@@ -25,11 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.report import git_commit, machine, write_json
+from benchmarks.report import machine, write_json
 from benchmarks.simulated_cloud import LABEL, AnswerBook, SimulatedCloudConfig
 from edge_runtime.config import NO_CALIBRATOR, RuntimeConfig, foggen_home
 from edge_runtime.decoding import EdgeResult
 from edge_runtime.mcq import DOMAINS, load_questions
+from edge_runtime.provenance import git_commit
 from edge_runtime.question import Question
 from edge_runtime.routing import metrics
 from edge_runtime.routing.calibrator import FEATURE_NAMES, calibrator_path, features

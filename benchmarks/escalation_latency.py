@@ -25,12 +25,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from benchmarks.report import git_commit, machine, summary, write_json
+from benchmarks.report import machine, summary, write_json
 from benchmarks.simulated_cloud import LABEL, SimulatedCloudConfig, simulated_cloud
 from cloud_client.config import CloudConfig
 from edge_runtime.config import RuntimeConfig
 from edge_runtime.escalation import Escalator
 from edge_runtime.mcq import stratified
+from edge_runtime.provenance import git_commit
 from edge_runtime.routing.rule import Route
 from edge_runtime.runtime import EdgeRuntime
 

@@ -26,11 +26,11 @@ from typing import Any
 
 from tqdm import tqdm
 
-from benchmarks.report import git_commit as _git_commit
 from benchmarks.report import summary as _summary
 from edge_runtime.config import Mode, RuntimeConfig
 from edge_runtime.decoding import EdgeResult
 from edge_runtime.mcq import stratified
+from edge_runtime.provenance import git_commit as _git_commit
 from edge_runtime.question import Question
 from edge_runtime.runtime import EdgeRuntime
 

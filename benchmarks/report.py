@@ -1,4 +1,5 @@
-"""What every benchmark report carries: summaries, the machine and the git commit."""
+"""What every benchmark report carries: summaries and the machine (the git commit:
+``edge_runtime.provenance.git_commit``)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,6 @@ import platform
 import statistics
 from pathlib import Path
 from typing import Any
-
-from edge_runtime.provenance import git_commit
-
-__all__ = ["git_commit", "machine", "summary", "write_json"]
 
 
 def summary(values: list[float]) -> dict[str, float]:

@@ -22,10 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.report import git_commit, machine, write_json
+from benchmarks.report import machine, write_json
 from cloud_client.config import CloudConfig
 from cloud_client.outbox import OutboxEntry
 from edge_runtime.escalation import Escalator
+from edge_runtime.provenance import git_commit
 from edge_runtime.question import make_question
 from testkit.fault_cloud import (
     FAST_SETTINGS,

@@ -22,9 +22,10 @@ from benchmarks.bench.outcomes import Cloud, cloud_pass, combine, edge_pass, ope
 from benchmarks.bench.plots import plots_available, write_plots
 from benchmarks.bench.transformers_baseline import run_baseline, transformers_available
 from benchmarks.errors import BenchConfigError
-from benchmarks.report import git_commit, machine, write_json
+from benchmarks.report import machine, write_json
 from edge_runtime.config import RuntimeConfig
 from edge_runtime.mcq import stratified
+from edge_runtime.provenance import git_commit
 from edge_runtime.question import Question
 from edge_runtime.runtime import EdgeRuntime
 
