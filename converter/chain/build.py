@@ -7,7 +7,7 @@ GGUF and quantized to Q4_K_M with llama.cpp. Proof of identity: the F32 GGUF's s
 equal the one the chain recorded for the checkpoint it trained and benched (so every tensor is
 bit-equal, a stricter bar than the converter's verify); the Q4_K_M hash is compared too.
 
-Every step gives the same bits on any x86_64 CPU (issue 14): dequantize (gguf's numpy kernels)
+Every step gives the same bits on any x86_64 CPU: dequantize (gguf's numpy kernels)
 and export are elementwise IEEE operations; the merge is a fixed-order float64 sum without BLAS
 (``converter.lora.merge_weight``); llama.cpp's quantizer runs in ggml-base, built for baseline
 x86-64 (no FMA, no -march=native), one row block at a time whatever the thread count.
@@ -69,13 +69,22 @@ def _start_gguf(chain_dir: Path, home: Path, base_gguf: Path | None) -> Path:
     return base
 
 
-def _merged_rounds(chain_dir: Path, base: Path, tmp: Path, last: int) -> Iterator[tuple[int, Path]]:
-    """The chain's own start and merges: (r, the checkpoint after round r's adapter) for r =
-    0..last, each folder removed once the next one is written."""
-    from converter.lora import merge_checkpoint
+def _start_checkpoint(base: Path, tmp: Path) -> Path:
+    """The chain's own start: the base GGUF dequantized to an HF checkpoint."""
     from converter.to_hf import gguf_to_hf
 
-    current = gguf_to_hf(base, tmp / round_name(0), progress=False)
+    return gguf_to_hf(base, tmp / round_name(0), progress=False)
+
+
+def _merged_rounds(
+    chain_dir: Path, start: Path, tmp: Path, last: int
+) -> Iterator[tuple[int, Path]]:
+    """The chain's own merges from the ``start`` checkpoint: (r, the checkpoint after round
+    r's adapter) for r = 0..last, each folder (``start`` included) removed once the next one
+    is written."""
+    from converter.lora import merge_checkpoint
+
+    current = start
     for r in range(last + 1):
         merged = merge_checkpoint(
             current, chain_dir / round_name(r), tmp / round_name(r + 1), dtype="F32"
@@ -107,7 +116,8 @@ def build_round(
     out = chain_model_path(f"chain:{n}", home=home)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="foggen-build-", dir=out.parent) as tmp:
-        *_, (_, current) = _merged_rounds(chain_dir, base, Path(tmp), n)  # after round n
+        start = _start_checkpoint(base, Path(tmp))
+        *_, (_, current) = _merged_rounds(chain_dir, start, Path(tmp), n)  # after round n
         f32 = export_gguf(
             current, Path(tmp) / "model-f32.gguf", out_type=OutType.F32, progress=False
         )
@@ -151,8 +161,6 @@ def rerecord_hashes(
         from edge_runtime.config import foggen_home; print(rerecord_hashes(Path('models/chain'),
         'REASON', home=foggen_home()))"
     """
-    from converter.to_hf import gguf_to_hf
-
     last = _check_rounds(chain_dir, None)
     base = _start_gguf(chain_dir, home, base_gguf)
     at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -162,16 +170,15 @@ def rerecord_hashes(
     with tempfile.TemporaryDirectory(prefix="foggen-rerecord-", dir=tmp_parent) as tmp_dir:
         tmp = Path(tmp_dir)
         start = _manifest(chain_dir, 0)["steps"]["start"]["export"]
-        start_checkpoint = gguf_to_hf(base, tmp / round_name(0), progress=False)
+        start_checkpoint = _start_checkpoint(base, tmp)
         start_f32, start_q4 = _export_hashes(start_checkpoint, tmp, threads)
-        shutil.rmtree(start_checkpoint)  # _merged_rounds writes it again
         if (start_f32, start_q4) != (start["f32_sha256"], start["q4_k_m_sha256"]):
             raise ChainBuildError(
                 f"the start's export ({start_f32[:12]}, {start_q4[:12]}) differs from the "
                 f"chain's ({start['f32_sha256'][:12]}, {start['q4_k_m_sha256'][:12]}) - "
                 "dequantize or export changed, not only the merge"
             )
-        for r, checkpoint in _merged_rounds(chain_dir, base, tmp, last):
+        for r, checkpoint in _merged_rounds(chain_dir, start_checkpoint, tmp, last):
             f32_sha, q4_sha = _export_hashes(checkpoint, tmp, threads)
             new = {
                 "merge_sha256": hash_file(checkpoint / "model.safetensors"),
