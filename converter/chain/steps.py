@@ -121,7 +121,6 @@ def read_buffer(ctx: Context, r: int) -> list[Question]:
 
 def step_sample(ctx: Context, r: int) -> dict[str, Any]:
     """N samples per buffer question: round 0's teacher's if one is set, else the model's own."""
-
     teacher = ctx.config.teacher if r == 0 else None
     if teacher is not None and is_endpoint(teacher):
         return sample_with_endpoint(ctx, r, teacher, read_buffer(ctx, r))

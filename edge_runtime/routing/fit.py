@@ -2,8 +2,9 @@
 
 Every calib question goes once through the edge model's fast pass; the label is whether the
 local letter equals the gold one. The model is an L2-regularised logistic regression over the
-standardised features of :func:`edge_runtime.routing.calibrator.features`, fitted by Newton's method
-(IRLS). Its AUROC and ECE are measured by stratified k-fold cross-validation on the same split.
+standardised features of :func:`edge_runtime.routing.calibrator.features`, fitted by Newton's
+method (IRLS). Its AUROC and ECE are measured by stratified k-fold cross-validation on the
+same split.
 """
 
 from __future__ import annotations
@@ -180,7 +181,7 @@ def fit_calibrator(
 ) -> Calibrator:
     """Fit on every row; AUROC and ECE in the metadata are the k-fold cross-validated ones.
 
-    ``extra`` joins the fit metadata (e.g. the model reference and the code's git commit).
+    ``extra`` joins the fit metadata (e.g. the model reference); the git commit is recorded.
     Without ``l2``, the penalty is chosen from :data:`L2_GRID` by cross-validated log loss
     (the reported AUROC/ECE then belong to the chosen one).
     """

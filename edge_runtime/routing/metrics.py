@@ -1,9 +1,9 @@
 """Routing metrics, as pure functions over per-question arrays (numpy, no model).
 
 Conventions: ``scores`` may hold None or NaN (the pass produced no score); a question stays
-local exactly when :func:`edge_runtime.routing.rule.route` keeps it (``score >= tau``; a missing,
-NaN or out-of-range score escalates). ``local`` and
-``cloud`` say whether the edge and the cloud answer of each question are correct.
+local exactly when :func:`edge_runtime.routing.rule.route` keeps it (``score >= tau``; a
+missing, NaN or out-of-range score escalates). ``local`` and ``cloud`` say whether the edge and
+the cloud answer of each question are correct.
 """
 
 from __future__ import annotations
