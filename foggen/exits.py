@@ -26,6 +26,7 @@ class Exit(NamedTuple):
 TABLE: tuple[Exit, ...] = (
     Exit("edge_runtime.errors:InvalidQuestionError", EXIT_USAGE, "invalid question: "),
     Exit("edge_runtime.errors:ConfigError", EXIT_USAGE, "error: "),
+    Exit("edge_runtime.errors:UnknownModelError", EXIT_USAGE, "error: "),
     Exit("edge_runtime.errors:EdgeRuntimeError", EXIT_MODEL, "error: "),
     Exit("converter.errors:MissingExtraError", EXIT_USAGE, ""),
     Exit("converter.errors:ConverterError", EXIT_MODEL, "error: "),

@@ -19,9 +19,14 @@ from edge_runtime.gguf_check import inspect_gguf
 from edge_runtime.runtime import EdgeRuntime
 
 
-def _tiny_gguf(path: Path, arch: str) -> Path:
+def _tiny_gguf(path: Path, arch: str, **extra: object) -> Path:
     writer = gguf.GGUFWriter(str(path), arch)
     writer.add_block_count(1)
+    for key, value in extra.items():
+        if isinstance(value, int):
+            writer.add_uint32(key.replace("__", "."), value)
+        else:
+            writer.add_string(key.replace("__", "."), str(value))
     writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
@@ -71,12 +76,33 @@ def _header_only(model_path: Path, tmp_path: Path) -> Path:
         (_truncated, ModelFormatError, "truncated|cannot be read"),
         (_header_only, ModelFormatError, "truncated|cannot be read"),
         (
-            lambda m, t: _tiny_gguf(t / "llama.gguf", "llama"),
+            lambda m, t: _tiny_gguf(t / "mamba.gguf", "mamba"),
             UnsupportedArchitectureError,
-            "'llama' model",
+            "'mamba' model.*gemma3, qwen2, llama",
         ),
+        (lambda m, t: _tiny_gguf(t / "p.gguf", "clip"), ModelFormatError, "vision projector"),
+        (lambda m, t: _tiny_gguf(t / "e.gguf", "bert"), ModelFormatError, "embedding model"),
+        (
+            lambda m, t: _tiny_gguf(t / "pooled.gguf", "qwen2", qwen2__pooling_type=1),
+            ModelFormatError,
+            "embedding model",
+        ),
+        (lambda m, t: _tiny_gguf(t / "notok.gguf", "llama"), ModelFormatError, "no tokenizer"),
     ],
-    ids=["missing", "empty", "zip", "version", "garbage", "truncated", "header-only", "llama"],
+    ids=[
+        "missing",
+        "empty",
+        "zip",
+        "version",
+        "garbage",
+        "truncated",
+        "header-only",
+        "unknown-architecture",
+        "vision-projector",
+        "embedding",
+        "pooled",
+        "no-tokenizer",
+    ],
 )
 def test_broken_files_give_typed_errors(
     make: object, error: type[Exception], message: str, model_path: Path, tmp_path: Path

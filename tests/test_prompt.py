@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from edge_runtime.mcq import DOMAINS, load_questions
-from edge_runtime.prompt import SYSTEM_PROMPT, prompt_prefix, render_prompt, user_message
+from edge_runtime.prompt import GEMMA_TURNS, SYSTEM_PROMPT, render_prompt, user_message
 from edge_runtime.question import make_question
 from edge_runtime.runtime import EdgeRuntime
 
@@ -37,7 +37,7 @@ def test_prompt_tokens_have_exactly_one_bos_and_special_turn_tokens(runtime: Edg
     start, end = engine.tokenize("<start_of_turn>"), engine.tokenize("<end_of_turn>")
     assert len(start) == len(end) == 1, "turn markers must be single special tokens"
     assert tokens.count(start[0]) == 2 and tokens.count(end[0]) == 1
-    assert len([engine.bos, *engine.tokenize(prompt_prefix())]) == 80  # the shared prefix
+    assert len([engine.bos, *engine.tokenize(GEMMA_TURNS.prefix)]) == 80  # the shared prefix
 
 
 @pytest.mark.parametrize("domain", DOMAINS)

@@ -1,4 +1,5 @@
-"""``foggen model info | fetch | build``: inspect, assemble, or rebuild a chain round's GGUF."""
+"""``foggen model list | info | fetch | build``: the named models, inspect, assemble, or rebuild
+a chain round's GGUF."""
 
 from __future__ import annotations
 
@@ -17,11 +18,19 @@ from foggen.flags import add_flags
 def register(commands: Any) -> None:
     model = commands.add_parser("model", help="inspect or prepare the GGUF model")
     actions = model.add_subparsers(dest="model_command", required=True, metavar="ACTION")
+    listing = actions.add_parser(
+        "list", help="the named models: installed (their extra), assembled, and where"
+    )
+    listing.add_argument("--json", action="store_true", help="print JSON")
+    listing.set_defaults(handler=run_list)
     info = actions.add_parser("info", help="path, sha256, architecture, quantization")
     fetch = actions.add_parser(
         "fetch", help="assemble (or download) the model into the cache ahead of time"
     )
     for sub in (info, fetch):
+        sub.add_argument(
+            "name", nargs="?", help="a model name, chain:N, hf:// ref or path (same as --model)"
+        )
         add_flags(sub, RuntimeConfig, only=("model",))
         sub.add_argument("--json", action="store_true", help="print JSON")
     info.set_defaults(handler=run_info)
@@ -35,12 +44,51 @@ def register(commands: Any) -> None:
     build.set_defaults(handler=run_build)
 
 
+def _reference(args: argparse.Namespace) -> str | None:
+    return args.name or runtime_config(args).model
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from edge_runtime.catalog import CATALOG, installed
+    from edge_runtime.config import foggen_home
+    from edge_runtime.models import assembled_path
+
+    home = foggen_home()
+    rows = []
+    for model in CATALOG:
+        path = assembled_path(model, home=home)
+        rows.append(
+            {
+                "name": model.name,
+                "aliases": list(model.aliases),
+                "title": model.title,
+                "extra": model.extra,
+                "installed": installed(model),
+                "assembled": path is not None,
+                "path": str(path) if path else None,
+                "sha256": model.sha256,
+                "size_bytes": model.size,
+                "licence": model.licence,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows))
+        return EXIT_OK
+    for row in rows:
+        state = "assembled" if row["assembled"] else "installed" if row["installed"] else "-"
+        extra = f"[{row['extra']}]" if row["extra"] else "(built in)"
+        print(f"{row['name']:20} {state:10} {extra:13} {row['title']}")
+        if row["path"]:
+            print(f"{'':20} {row['path']}")
+    return EXIT_OK
+
+
 def run_info(args: argparse.Namespace) -> int:
     from edge_runtime.config import foggen_home
     from edge_runtime.gguf_check import inspect_gguf
     from edge_runtime.models import resolve_model
 
-    file = resolve_model(runtime_config(args).model, home=foggen_home())
+    file = resolve_model(_reference(args), home=foggen_home())
     info = inspect_gguf(file.path)
     data = {
         "path": str(file.path),
@@ -64,11 +112,18 @@ def run_info(args: argparse.Namespace) -> int:
 
 
 def run_fetch(args: argparse.Namespace) -> int:
+    import sys
+
+    from edge_runtime.catalog import named_model
     from edge_runtime.config import foggen_home
     from edge_runtime.gguf_check import inspect_gguf
-    from edge_runtime.models import resolve_model
+    from edge_runtime.models import fetch_named, resolve_model
 
-    file = resolve_model(runtime_config(args).model, home=foggen_home())
+    reference, home = _reference(args), foggen_home()
+    named = named_model(reference or "embedded")
+    if named is not None:  # assemble with a progress bar first (resolve_model then finds it)
+        fetch_named(named, home=home, progress=sys.stderr.isatty())
+    file = resolve_model(reference, home=home)
     inspect_gguf(file.path)
     data = {"path": str(file.path), "sha256": file.sha256, "source": file.source.value}
     print(json.dumps(data) if args.json else f"{file.path}  sha256 {file.sha256}")
