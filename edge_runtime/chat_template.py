@@ -46,7 +46,9 @@ def _environment():  # noqa: ANN202 - a jinja2 environment, imported lazily
     return env
 
 
-def render(template: str, messages: list[dict[str, str]], *, generation: bool, **tokens: str) -> str:
+def render(
+    template: str, messages: list[dict[str, str]], *, generation: bool, **tokens: str
+) -> str:
     """The template's text for ``messages`` (``tokens``: bos_token, eos_token)."""
     import jinja2
 
