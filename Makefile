@@ -25,9 +25,11 @@ test: install  ## the whole suite, real model through real llama.cpp
 test-fast: install  ## skip the slowest real-model tests
 	$(BIN)/python -m pytest -m "not slow"
 
-demo: install  ## answer a few bundled questions with the embedded model, show the routing
-	$(BIN)/foggen model fetch
-	$(BIN)/python -m benchmarks.demo
+DEMO_ARGS ?=
+
+demo: install  ## answer bundled questions with the best installed tier, show the routing (DEMO_ARGS="--model embedded")
+	$(BIN)/foggen model fetch "$$($(BIN)/python -c 'from benchmarks.demo import demo_model; print(demo_model())')"
+	$(BIN)/python -m benchmarks.demo $(DEMO_ARGS)
 
 bench: install  ## the card's table, calibration, tau sweep, speed vs grammar/free/transformers (~10 min)
 	$(BIN)/foggen model fetch

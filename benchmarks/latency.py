@@ -91,10 +91,12 @@ def cold_start_and_fast_rss(
 
 def decode_ms_per_token(runtime: EdgeRuntime, question: Question, n: int = 32) -> float:
     engine = runtime.engine
-    engine.logits_after(runtime.prompt_tokens(question))
+    prompt = runtime.prompt_tokens(question)
+    engine.logits_after(prompt)
+    token = prompt[-1]  # any token of this model's vocabulary: only the step's cost matters
     started = time.perf_counter()
     for _ in range(n):
-        engine.append(235248)  # any token; only the cost of one decode step matters here
+        engine.append(token)
     return _ms((time.perf_counter() - started) / n)
 
 

@@ -84,8 +84,9 @@ class ChainConfig:
     threads: int = setting(2, "llama.cpp threads for sampling and quantizing")
     base: str | None = setting(None, "start checkpoint: HF folder or .gguf (default: embedded)")
     teacher: str | None = setting(
-        None, "sibling distillation: round 0 labelled by a teacher's samples - a .gguf (edge "
-        "runtime) or an OpenAI-compatible base URL http(s)://host/v1 (cloud client; key from "
+        None, "sibling distillation: round 0 labelled by a teacher's samples - a model the edge "
+        "runtime runs (a name such as qwen2.5-coder-1.5b, chain:N or a .gguf) or an "
+        "OpenAI-compatible base URL http(s)://host/v1 (cloud client; key from "
         "FOGGEN_TEACHER_API_KEY)",
     )  # fmt: skip
     teacher_model: str | None = setting(None, "the endpoint's model (default: the first listed)")

@@ -155,7 +155,7 @@ def assemble(
         with os.fdopen(fd, "wb") as out:
             for source in sources:
                 with source.open("rb") as handle:
-                    for block in iter(lambda h=handle: h.read(1 << 22), b""):
+                    while block := handle.read(1 << 22):
                         digest.update(block)
                         out.write(block)
                         if progress is not None:

@@ -267,6 +267,8 @@ class LlamaEngine:
         copy of each chunk's logits, else yield nothing and leave the last logits readable."""
         llama_cpp = _llama()
         batch, size = self._batch, self.settings.n_batch
+        if any(not 0 <= t < self.n_vocab for t in tokens):
+            raise EngineError(f"a token id is outside this model's vocabulary of {self.n_vocab}")
         for start in range(0, len(tokens), size):
             chunk = tokens[start : start + size]
             last_chunk = start + size >= len(tokens)

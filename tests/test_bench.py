@@ -228,3 +228,48 @@ def test_two_models_are_labelled_and_put_side_by_side(report: dict[str, Any]) ->
     table = text[text.index("## Models side by side") :].split("\n\n")[1].splitlines()
     assert [row.split("|")[1].strip() for row in table[2:]] == ["embedded", "q8"]
     assert text.count("| Domain |") == 2  # each model keeps its own card table
+
+
+@pytest.fixture(scope="module")
+def calib_report(model_home: Path) -> dict[str, Any]:
+    from edge_runtime.catalog import named_model
+    from edge_runtime.models import fetch_named
+
+    smollm2 = named_model("smollm2-135m")
+    assert smollm2 is not None
+    fetch_named(smollm2, home=model_home)
+    config = BenchConfig(models=("smollm2-135m",), domains=DOMAINS, per_domain=4,
+                         calib_per_domain=20, small_per_domain=0, threads=2,
+                         cold_start=False, progress=False)  # fmt: skip
+    return run_bench(config, home=model_home)
+
+
+def test_with_calib_the_taus_and_the_calibrator_come_from_calib(
+    calib_report: dict[str, Any],
+) -> None:
+    model = calib_report["models"][0]
+    assert calib_report["settings"]["n_calib"] == 40
+    assert model["calibrator_fit"]["n"] == 40 and model["calibrator_fit"]["split"] == "calib"
+    eval_ids = {q["id"] for q in model["questions"]}
+    assert len(eval_ids) == 8
+    points = model["calib_operating_points"]
+    assert {"letter", "calibrated"} <= set(points)
+    for signal, by_target in points.items():
+        for target, p in by_target.items():
+            scores = [q[signal] for q in model["questions"]]
+            routed = sum(s is None or s < p["tau"] for s in scores) / len(scores)
+            assert p["eval"]["cloud_fraction"] == pytest.approx(routed), (signal, target)
+    assert all(q["calibrated"] is not None for q in model["questions"])
+
+
+def test_a_second_bench_reads_every_pass_from_the_cache(
+    calib_report: dict[str, Any], model_home: Path
+) -> None:
+    config = BenchConfig(models=("smollm2-135m",), domains=DOMAINS, per_domain=4,
+                         calib_per_domain=20, small_per_domain=0, threads=2,
+                         cold_start=False, progress=False)  # fmt: skip
+    again = run_bench(config, home=model_home)["models"][0]
+    first = calib_report["models"][0]
+    assert again["passes"]["cached"] == 8 and again["passes"]["calib_cached"] == 40
+    assert [q["local"] for q in again["questions"]] == [q["local"] for q in first["questions"]]
+    assert again["calib_operating_points"] == first["calib_operating_points"]

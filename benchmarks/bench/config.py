@@ -44,6 +44,10 @@ class BenchConfig:
     small_per_domain: int = setting(
         SMALL_PER_DOMAIN, "questions per domain for grammar/free/transformers", flag="--small"
     )
+    calib_per_domain: int = setting(
+        0, "calib questions per domain: fit the calibrator and choose the operating points' "
+        "taus there, then apply them to the measured split (0: off)", flag="--calib", parse=int,
+    )  # fmt: skip
     split: str = setting(
         "eval", "bundled split (eval; calib to choose taus without touching eval)", choices=SPLITS
     )
@@ -73,6 +77,10 @@ class BenchConfig:
             raise BenchConfigError(f"unknown split {self.split!r}; choose from {', '.join(SPLITS)}")
         if self.per_domain is not None and self.per_domain <= 0:
             raise BenchConfigError("--limit must be a positive number of questions per domain")
+        if self.calib_per_domain < 0:
+            raise BenchConfigError("--calib must be >= 0")
+        if self.calib_per_domain and self.split == "calib":
+            raise BenchConfigError("--calib chooses taus on calib: measure another --split")
         if self.small_per_domain < 0:
             raise BenchConfigError("--small must be >= 0")
         if self.signal not in SIGNALS:

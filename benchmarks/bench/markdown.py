@@ -129,7 +129,9 @@ def comparison_table(models: list[dict[str, Any]]) -> list[str]:
     rows = []
     for m in models:
         mean, cal = m["card"][MEAN], m["calibration"]
-        fast = m["speed"]["fast"]
+        speed = m["speed"]
+        latency, small = speed["fast"]["latency_ms"], speed["small_subset_latency_ms"]
+        process = speed["process"]
         rows.append(
             [
                 m["label"],
@@ -141,8 +143,11 @@ def comparison_table(models: list[dict[str, Any]]) -> list[str]:
                 _fmt(mean["routed_fraction"], 3),
                 _fmt((cal.get("bucket") or {}).get("ece"), 3),
                 _fmt((cal.get("letter") or {}).get("auroc"), 3),
-                _fmt(fast["latency_ms"]["median"]),
-                _fmt(fast["questions_per_s"], 2),
+                f"{_fmt(latency['median'])} / {_fmt(latency['p95'])}",
+                _fmt(speed["ratios_of_medians"].get("fast / floor"), 2),
+                _fmt(speed["fast"]["questions_per_s"], 2),
+                _fmt(process.get("cold_start_ms")),
+                _fmt(process.get("peak_rss_fast_only_mb")),
             ]
         )
     header = [
@@ -155,10 +160,103 @@ def comparison_table(models: list[dict[str, Any]]) -> list[str]:
         "Routed",
         "ECE (bucket)",
         "AUROC (letter)",
-        "fast median ms",
+        "fast median / p95 ms",
+        "fast / floor" if not small else "fast / floor (small subset)",
         "q/s",
+        "cold start ms",
+        "peak RSS MB",
     ]
     return _table(header, rows)
+
+
+def _se_pct(p: float, n: int) -> float:
+    return 100.0 * (p * (1.0 - p) / n) ** 0.5 if n else 0.0
+
+
+def accuracy_by_domain(models: list[dict[str, Any]]) -> list[str]:
+    """Raw accuracy per domain and model, with the binomial standard error."""
+    domains = [d for d in models[0]["card"] if d != MEAN]
+    rows = []
+    for domain in [*domains, MEAN]:
+        cells = []
+        for m in models:
+            row = m["card"].get(domain)
+            if row is None or row["edge_raw"] is None:
+                cells.append("–")
+                continue
+            se = _se_pct(row["edge_raw"] / 100.0, row["n"])
+            cells.append(f"{row['edge_raw']:.1f} ± {se:.1f}")
+        rows.append(["**Mean**" if domain == MEAN else domain, *cells])
+    return _table(["Domain", *(m["label"] for m in models)], rows)
+
+
+def signals_side_by_side(models: list[dict[str, Any]]) -> list[str]:
+    """AUROC and ECE of every signal, per model."""
+    rows = []
+    for m in models:
+        cells = []
+        for signal in ("bucket", "bucket_expectation", "letter", "calibrated"):
+            cal = m["calibration"].get(signal)
+            cells.append("–" if not cal else f"{_fmt(cal['auroc'], 3)} / {_fmt(cal['ece'], 3)}")
+        rows.append([m["label"], *cells])
+    header = ["Model (AUROC / ECE)", "bucket", "E[bucket]", "letter", "calibrated"]
+    return _table(header, rows)
+
+
+def calib_points_table(model: dict[str, Any]) -> list[str]:
+    """Taus chosen on calib for each target routed fraction, applied to eval."""
+    rows = []
+    for signal, points in model.get("calib_operating_points", {}).items():
+        for target, p in points.items():
+            e = p["eval"]
+            rows.append(
+                [
+                    signal,
+                    target,
+                    _fmt(p["tau"], 4),
+                    _fmt(p["calib_cloud_fraction"], 3),
+                    _fmt(e["cloud_fraction"], 3),
+                    _fmt(100 * e["accuracy"]),
+                    _fmt(100 * e["random"]),
+                    f"{100 * e['lift']:+.1f} ± {_fmt(p['eval_lift_se'])}",
+                ]
+            )
+    header = [
+        "Signal",
+        "target routed",
+        "tau (from calib)",
+        "routed on calib",
+        "routed on eval",
+        "System acc.",
+        "Random",
+        "Lift ± SE (points)",
+    ]
+    return _table(header, rows)
+
+
+def best_lift(models: list[dict[str, Any]]) -> list[str]:
+    """Per model: the lift at each target routed fraction of the signal that routes best."""
+    rows = []
+    for m in models:
+        points = m.get("calib_operating_points")
+        if not points:
+            continue
+        for target in ("0.70", "0.50"):
+            signal, p = max(
+                ((s, pts[target]) for s, pts in points.items() if target in pts),
+                key=lambda item: item[1]["eval"]["lift"],
+            )
+            rows.append(
+                [
+                    m["label"],
+                    target,
+                    signal,
+                    _fmt(p["eval"]["cloud_fraction"], 3),
+                    f"{100 * p['eval']['lift']:+.1f} ± {_fmt(p['eval_lift_se'])}",
+                ]
+            )
+    header = ["Model", "target routed", "best signal (on eval)", "routed on eval", "Lift ± SE"]
+    return _table(header, rows) if rows else []
 
 
 def render(report: dict[str, Any]) -> str:
@@ -183,6 +281,17 @@ def render(report: dict[str, Any]) -> str:
     models = report["models"]
     if len(models) > 1:
         out += ["", "## Models side by side", "", *comparison_table(models)]
+        out += ["", "### Raw accuracy per domain (%, ± binomial SE)", ""]
+        out += accuracy_by_domain(models)
+        out += ["", "### AUROC / ECE of every signal", "", *signals_side_by_side(models)]
+        best = best_lift(models)
+        if best:
+            out += ["", "### Lift at the recommender's taus (chosen on calib)", "", *best]
+            out += [
+                "",
+                "The best signal is picked after seeing eval, so this column is optimistic "
+                "by the choice among four signals; each signal's own row is in its section.",
+            ]
     for m in models:
         out += _model_section(m, simulated=simulated)
     return "\n".join(out) + "\n"
@@ -205,6 +314,17 @@ def _model_section(m: dict[str, Any], *, simulated: bool) -> list[str]:
         "### Operating points (nearest achievable tau; nothing interpolated)",
         "",
         *operating_table(m),
+        *(
+            [
+                "",
+                f"### Operating points with taus chosen on calib ({m['calibrator_fit']['n']} "
+                "calib questions; the calibrated signal fitted there too)",
+                "",
+                *calib_points_table(m),
+            ]
+            if m.get("calib_operating_points")
+            else []
+        ),
         "",
         f"### Free-format compliance (`free` mode, {fc['n']} questions)",
         "",

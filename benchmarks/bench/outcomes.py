@@ -20,9 +20,8 @@ from benchmarks.simulated_cloud import simulated_cloud
 from cloud_client.client import CloudClient
 from cloud_client.config import CloudConfig
 from cloud_client.errors import CloudError
-from edge_runtime.config import Mode
 from edge_runtime.question import Question
-from edge_runtime.routing.rule import Route
+from edge_runtime.routing.passes import Pass, PassStore, fast_passes
 from edge_runtime.runtime import EdgeRuntime
 
 log = logging.getLogger(__name__)
@@ -71,14 +70,16 @@ def _expectation(probs: dict[str, float] | None) -> float | None:
 
 
 def edge_pass(
-    runtime: EdgeRuntime, questions: Sequence[Question], *, progress: bool = True
-) -> list[dict[str, Any]]:
-    """Decision records (fast mode, kept local) plus prompt length, one per question."""
-    rows = []
-    for question in tqdm(questions, desc="edge (fast)", unit="q", disable=not progress):
-        record = runtime.answer(question, mode=Mode.FAST, force_route=Route.LOCAL)
-        rows.append({"record": record, "prompt_tokens": len(runtime.prompt_tokens(question))})
-    return rows
+    runtime: EdgeRuntime,
+    questions: Sequence[Question],
+    *,
+    store: PassStore | None = None,
+    progress: bool = True,
+    desc: str = "edge (fast)",
+) -> list[Pass]:
+    """Each question's fast pass (kept local: routing is computed afterwards for every tau),
+    from the model's pass cache when it is there."""
+    return fast_passes(runtime, questions, store=store, progress=progress, desc=desc)
 
 
 def cloud_pass(
@@ -96,25 +97,29 @@ def cloud_pass(
 
 
 def combine(
-    questions: Sequence[Question], edge: Sequence[dict[str, Any]], cloud: Sequence[str | None]
+    passes: Sequence[Pass],
+    cloud: Sequence[str | None],
+    calibrated: Sequence[float | None] | None = None,
 ) -> list[Outcome]:
+    """One outcome per question; ``calibrated``: each pass's p_correct (None: no calibrator)."""
     outcomes = []
-    for question, row, cloud_letter in zip(questions, edge, cloud, strict=True):
-        record = row["record"]
-        letter_p = (record.letter_probs or {}).get(record.local_answer or "")
+    calibrated = calibrated if calibrated is not None else [None] * len(passes)
+    for item, cloud_letter, p_correct in zip(passes, cloud, calibrated, strict=True):
+        question, result = item.question, item.result
+        letter_p = (result.letter_probs or {}).get(result.letter or "")
         outcomes.append(
             Outcome(
                 id=question.id or "",
                 domain=question.domain or "",
                 gold=question.answer or "",
-                local=record.local_answer,
+                local=result.letter,
                 cloud=cloud_letter,
-                edge_ms=record.latency_ms.edge,
-                prompt_tokens=row["prompt_tokens"],
-                bucket=record.confidence,
-                bucket_expectation=_expectation(record.bucket_probs),
+                edge_ms=round(item.edge_ms, 3),
+                prompt_tokens=result.n_prompt_tokens or 0,
+                bucket=result.confidence,
+                bucket_expectation=_expectation(result.bucket_probs),
                 letter=letter_p,
-                calibrated=record.p_correct,
+                calibrated=p_correct,
             )
         )
     return outcomes

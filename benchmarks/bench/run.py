@@ -10,23 +10,25 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from benchmarks.bench import speed, tables
+from benchmarks.bench.calib import calib_operating_points, calibrated_scores
 from benchmarks.bench.config import BenchConfig
 from benchmarks.bench.markdown import render
-from benchmarks.bench.outcomes import Cloud, cloud_pass, combine, edge_pass, open_cloud
+from benchmarks.bench.outcomes import Cloud, Outcome, cloud_pass, combine, edge_pass, open_cloud
 from benchmarks.bench.plots import plots_available, write_plots
 from benchmarks.bench.transformers_baseline import run_baseline, transformers_available
 from benchmarks.errors import BenchConfigError
 from benchmarks.report import machine, write_json
-from edge_runtime.config import RuntimeConfig
+from edge_runtime.config import RuntimeConfig, foggen_home
 from edge_runtime.mcq import stratified
 from edge_runtime.provenance import git_commit
 from edge_runtime.question import Question
+from edge_runtime.routing.passes import Pass, PassStore
 from edge_runtime.runtime import EdgeRuntime
 
 log = logging.getLogger(__name__)
@@ -40,14 +42,14 @@ def run_bench(config: BenchConfig, *, home: Path | None = None) -> dict[str, Any
     """Measure every model on the same questions and the same cloud replies; write the report."""
     questions = stratified(config.per_domain, split=config.split, domains=config.domains)
     small = stratified(config.small_per_domain, split=config.split, domains=config.domains)
-    report: dict[str, Any] = _header(config, questions, small)
+    calib = stratified(config.calib_per_domain or 0, split="calib", domains=config.domains)
+    report: dict[str, Any] = _header(config, questions, small, calib)
     with open_cloud(config.cloud) as cloud:
         report["cloud"] = _cloud_info(cloud)
         cloud_letters = cloud_pass(cloud.client, questions, progress=config.progress)
-    report["models"] = [
-        _bench_model(config, spec, questions, small, cloud_letters, home=home)
-        for spec in config.models
-    ]
+        calib_letters = cloud_pass(cloud.client, calib, progress=config.progress)
+    sets = Sets(questions, small, calib, cloud_letters, calib_letters)
+    report["models"] = [_bench_model(config, spec, sets, home=home) for spec in config.models]
     _label_models(report["models"])
     report["finished_at"] = _now()
     return report
@@ -76,8 +78,19 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+@dataclass(frozen=True)
+class Sets:
+    """The questions of a run and the cloud's letters for them (the same for every model)."""
+
+    questions: list[Question]
+    small: list[Question]
+    calib: list[Question]
+    cloud: list[str | None]
+    calib_cloud: list[str | None]
+
+
 def _header(
-    config: BenchConfig, questions: list[Question], small: list[Question]
+    config: BenchConfig, questions: list[Question], small: list[Question], calib: list[Question]
 ) -> dict[str, Any]:
     return {
         "format": FORMAT,
@@ -91,6 +104,8 @@ def _header(
             "n_questions": len(questions),
             "small_per_domain": config.small_per_domain,
             "n_small": len(small),
+            "calib_per_domain": config.calib_per_domain,
+            "n_calib": len(calib),
             "tau": config.tau,
             "card_signal": config.signal,
             "split": config.split,
@@ -108,13 +123,7 @@ def _cloud_info(cloud: Cloud) -> dict[str, Any]:
 
 
 def _bench_model(
-    config: BenchConfig,
-    spec: str | None,
-    questions: Sequence[Question],
-    small: Sequence[Question],
-    cloud_letters: Sequence[str | None],
-    *,
-    home: Path | None,
+    config: BenchConfig, spec: str | None, sets: Sets, *, home: Path | None
 ) -> dict[str, Any]:
     usual = RuntimeConfig.from_env()  # spec None: the usual selection (FOGGEN_MODEL or embedded)
     model = usual.model if spec is None else (None if spec == EMBEDDED else spec)
@@ -123,18 +132,46 @@ def _bench_model(
     runtime = EdgeRuntime.load(runtime_config, home=home)
     load_ms = (time.perf_counter() - started) * 1000.0
     try:
-        started = time.perf_counter()
-        edge = edge_pass(runtime, questions, progress=config.progress)
-        wall = time.perf_counter() - started
-        outcomes = combine(questions, edge, cloud_letters)
+        store = PassStore.for_runtime(runtime, home or foggen_home())
+        edge = edge_pass(runtime, sets.questions, store=store, progress=config.progress)
         result = _model_info(runtime, model, load_ms)
+        result["passes"] = {"store": str(store.path), "cached": sum(p.cached for p in edge)}
+        outcomes = _outcomes(config, runtime, store, sets, edge, result)
         result.update(_routing_numbers(outcomes, config.signal, config.tau))
-        result["speed"] = _speed(config, runtime, outcomes, wall, small, model)
+        result["speed"] = _speed(config, runtime, outcomes, sets.small, model)
         result["format_compliance"] = speed.compliance(result["speed"].pop("rows"))
         result["questions"] = [o.to_dict() for o in outcomes]
     finally:
         runtime.close()
     return result
+
+
+def _outcomes(
+    config: BenchConfig,
+    runtime: EdgeRuntime,
+    store: PassStore,
+    sets: Sets,
+    edge: list[Pass],
+    result: dict[str, Any],
+) -> list[Outcome]:
+    """Eval outcomes; with calib questions, the calibrator and the taus come from calib."""
+    if not sets.calib:
+        p_correct = [runtime.p_correct(p.question, p.result) for p in edge]
+        return combine(edge, sets.cloud, p_correct)
+    calib = edge_pass(
+        runtime, sets.calib, store=store, progress=config.progress, desc="edge (calib)"
+    )
+    sha256 = runtime.model.file.sha256
+    p_calib, p_eval, fit = calibrated_scores(calib, edge, model_sha256=sha256)
+    result["calibrator_fit"] = fit
+    result["passes"]["calib_cached"] = sum(p.cached for p in calib)
+    outcomes = combine(edge, sets.cloud, p_eval)
+    calib_outcomes = combine(calib, sets.calib_cloud, p_calib)
+    result["calib_operating_points"] = calib_operating_points(calib_outcomes, outcomes)
+    result["calib_raw_accuracy"] = round(
+        sum(o.local_correct for o in calib_outcomes) / len(calib_outcomes), 4
+    )
+    return outcomes
 
 
 def _model_info(runtime: EdgeRuntime, spec: str | None, load_ms: float) -> dict[str, Any]:
@@ -167,7 +204,6 @@ def _speed(
     config: BenchConfig,
     runtime: EdgeRuntime,
     outcomes: list[Any],
-    wall: float,
     small: Sequence[Question],
     spec: str | None,
 ) -> dict[str, Any]:
@@ -175,7 +211,7 @@ def _speed(
     baseline = _baseline(config, runtime, small)
     table = speed.mode_latency(rows, [r["ms"] for r in baseline.get("rows", [])]) if rows else {}
     return {
-        "fast": speed.fast_speed(outcomes, wall),
+        "fast": speed.fast_speed(outcomes),
         "small_subset_latency_ms": table,
         "ratios_of_medians": speed.ratios(table) if table else {},
         "engine": speed.engine_speed(runtime, rows, small[0]) if rows else {},
@@ -188,6 +224,11 @@ def _speed(
 def _baseline(
     config: BenchConfig, runtime: EdgeRuntime, small: Sequence[Question]
 ) -> dict[str, Any]:
+    if runtime.model.info.architecture != "gemma3":
+        return {
+            "skipped": f"the transformers baseline reads Gemma-3 checkpoints; this is a "
+            f"'{runtime.model.info.architecture}' model"
+        }
     if config.hf_checkpoint is None:
         return {
             "skipped": "no --hf-checkpoint given (make one with 'foggen convert --from-gguf "

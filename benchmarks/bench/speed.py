@@ -20,12 +20,15 @@ from edge_runtime.question import Question
 from edge_runtime.runtime import EdgeRuntime
 
 
-def fast_speed(outcomes: Sequence[Outcome], wall_seconds: float) -> dict[str, Any]:
-    """Latency per question of the whole accuracy pass, and its throughput."""
+def fast_speed(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """Latency per question of the whole accuracy pass, and its throughput (one question after
+    another: the inverse of the mean latency). Cached passes carry the time they took when
+    they ran."""
+    total_s = sum(o.edge_ms for o in outcomes) / 1000.0
     return {
         "n": len(outcomes),
         "latency_ms": summary([o.edge_ms for o in outcomes]),
-        "questions_per_s": round(len(outcomes) / wall_seconds, 2) if wall_seconds else None,
+        "questions_per_s": round(len(outcomes) / total_s, 2) if total_s else None,
     }
 
 

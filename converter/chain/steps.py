@@ -124,8 +124,16 @@ def step_sample(ctx: Context, r: int) -> dict[str, Any]:
     teacher = ctx.config.teacher if r == 0 else None
     if teacher is not None and is_endpoint(teacher):
         return sample_with_endpoint(ctx, r, teacher, read_buffer(ctx, r))
-    model = Path(teacher) if teacher is not None else ctx.gguf(r)
+    model = _teacher_gguf(teacher) if teacher is not None else ctx.gguf(r)
     return sample_buffer(ctx, r, model, read_buffer(ctx, r))
+
+
+def _teacher_gguf(reference: str) -> Path:
+    """A local teacher: any model reference the runtime takes (a name, chain:N, a path)."""
+    from edge_runtime.config import foggen_home
+    from edge_runtime.models import resolve_model
+
+    return resolve_model(reference, home=foggen_home()).path
 
 
 def step_label(ctx: Context, r: int) -> dict[str, Any]:

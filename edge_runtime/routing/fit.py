@@ -1,6 +1,7 @@
 """Fitting a model's calibrator on the calib split (numpy only; the eval split is never used).
 
-Every calib question goes once through the edge model's fast pass; the label is whether the
+Every calib question goes once through the edge model's fast pass (cached per model, see
+:mod:`edge_runtime.routing.passes`); the label is whether the
 local letter equals the gold one. The model is an L2-regularised logistic regression over the
 standardised features of :func:`edge_runtime.routing.calibrator.features`, fitted by Newton's
 method (IRLS). Its AUROC and ECE are measured by stratified k-fold cross-validation on the
@@ -9,7 +10,6 @@ same split.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,14 +17,13 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from tqdm import tqdm
 
-from edge_runtime.config import Mode
 from edge_runtime.decoding import EdgeResult
 from edge_runtime.provenance import git_commit
 from edge_runtime.question import Question
 from edge_runtime.routing.calibrator import FEATURE_NAMES, Calibrator, features, sigmoid
 from edge_runtime.routing.metrics import auroc, ece
+from edge_runtime.routing.passes import PassStore, fast_passes
 from edge_runtime.runtime import EdgeRuntime
 
 Matrix = NDArray[np.float64]
@@ -47,23 +46,32 @@ class Observation:
 
 
 def observations(
-    runtime: EdgeRuntime, questions: Iterable[Question], *, progress: bool = True
+    runtime: EdgeRuntime,
+    questions: Iterable[Question],
+    *,
+    progress: bool = True,
+    store: PassStore | None = None,
 ) -> Iterator[Observation]:
-    """Run each question once through the fast pass (a progress bar on stderr)."""
-    bar = tqdm(list(questions), desc="edge passes", unit="q", file=sys.stderr, disable=not progress)
-    for question in bar:
+    """Each question's fast pass (from ``store`` when cached there; a progress bar on stderr)."""
+    questions = list(questions)
+    for question in questions:
         if question.answer is None:
             raise ValueError(f"question {question.id} has no gold answer to calibrate on")
-        result = runtime.run_edge(question, mode=Mode.FAST)
+    for item in fast_passes(runtime, questions, store=store, progress=progress):
+        result, question = item.result, item.question
         assert result.n_prompt_tokens is not None  # run_edge always sets it
         x = features(result, question, result.n_prompt_tokens)
         yield Observation(question, result, x, result.letter == question.answer)
 
 
 def observe(
-    runtime: EdgeRuntime, questions: Iterable[Question], *, progress: bool = True
+    runtime: EdgeRuntime,
+    questions: Iterable[Question],
+    *,
+    progress: bool = True,
+    store: PassStore | None = None,
 ) -> list[Observation]:
-    return list(observations(runtime, questions, progress=progress))
+    return list(observations(runtime, questions, progress=progress, store=store))
 
 
 def design(observations: list[Observation]) -> tuple[Matrix, Labels]:

@@ -21,9 +21,10 @@ def register(commands: Any) -> None:
     fit = actions.add_parser(
         "fit",
         help="fit on the calib split (never eval) and write it to the cache",
-        description="Run every calib question once through the fast pass, fit a logistic "
-        "calibrator on whether the local letter was right, and report its cross-validated "
-        "AUROC and ECE.",
+        description="Run every calib question once through the fast pass (passes are cached in "
+        "$FOGGEN_HOME/passes per model, so a refit or an interrupted run does not repeat them), "
+        "fit a logistic calibrator on whether the local letter was right, and report its "
+        "cross-validated AUROC and ECE.",
     )
     add_flags(fit, RuntimeConfig, only=("model", "n_threads", "n_ctx"))
     fit.add_argument("--limit", type=int, metavar="N", help="at most N calib questions per domain")
@@ -49,6 +50,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from edge_runtime.mcq import stratified
     from edge_runtime.routing.calibrator import calibrator_path
     from edge_runtime.routing.fit import design, fit_calibrator, observe
+    from edge_runtime.routing.passes import PassStore
     from edge_runtime.routing.rule import Signal
     from edge_runtime.runtime import EdgeRuntime
 
@@ -60,8 +62,12 @@ def run_fit(args: argparse.Namespace) -> int:
     )
     home = foggen_home()
     with EdgeRuntime.load(config, home=home) as runtime:
+        store = PassStore.for_runtime(runtime, home)
         observations = observe(
-            runtime, stratified(args.limit, split="calib"), progress=not args.no_progress
+            runtime,
+            stratified(args.limit, split="calib"),
+            progress=not args.no_progress,
+            store=store,
         )
         file = runtime.model.file
     x, y = design(observations)
