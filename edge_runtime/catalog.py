@@ -9,6 +9,7 @@ checks the sha256 and renames it into place, so a cache never holds a half-writt
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -155,7 +156,7 @@ def assemble(
         with os.fdopen(fd, "wb") as out:
             for source in sources:
                 with source.open("rb") as handle:
-                    for block in iter(lambda h=handle: h.read(1 << 22), b""):
+                    for block in iter(functools.partial(handle.read, 1 << 22), b""):
                         digest.update(block)
                         out.write(block)
                         if progress is not None:
