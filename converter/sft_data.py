@@ -5,9 +5,13 @@ One example is an MCQ with its confidence bucket and answer letter::
     {"id": "...", "domain": "math", "question": "...", "choices": ["...", "..."],
      "confidence": 0.75, "answer": "B"}
 
-The prompt is exactly the edge runtime's (``edge_runtime.prompt.render_prompt`` after BOS), the
-target is the two schema lines and ``<end_of_turn>``; the loss is taken on the target only.
-Over-length examples are dropped and counted, never truncated.
+The prompt is exactly the edge runtime's, in the same :class:`~edge_runtime.prompt.ChatFormat`
+(Gemma's turns, or the checkpoint tokenizer's own chat template, see :func:`chat_format_for`)
+and tokenized in the same three spans: BOS if the tokenizer adds one, the prefix, the question
+as plain text (a ``<start_of_turn>`` typed in a question stays text, as in llama.cpp), the turn
+change. The target is the two schema lines and the format's end of turn (``<end_of_turn>``,
+``<|im_end|>``); the loss is taken on the target only. Over-length examples are dropped and
+counted, never truncated.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any, Protocol
 
 from converter.errors import ConverterError
 from edge_runtime.errors import InvalidQuestionError
-from edge_runtime.prompt import END_OF_TURN_TOKEN, render_prompt
+from edge_runtime.prompt import GEMMA_TURNS, ChatFormat, chat_format, user_message
 from edge_runtime.question import Question, make_question
 from edge_runtime.schema import BUCKETS, AnswerSchema
 
@@ -33,9 +37,28 @@ class DataError(ConverterError, ValueError):
 class Tokenizer(Protocol):
     """What we need of a Hugging Face tokenizer."""
 
-    def encode(self, text: str, *, add_special_tokens: bool = ...) -> list[int]: ...
+    bos_token: Any
+    eos_token: Any
+    bos_token_id: Any
 
-    def convert_tokens_to_ids(self, token: str) -> Any: ...
+    def encode(
+        self, text: str, *, add_special_tokens: bool = ..., split_special_tokens: bool = ...
+    ) -> list[int]: ...
+
+
+def chat_format_for(tokenizer: Tokenizer, *, architecture: str) -> ChatFormat:
+    """The prompt format of a checkpoint's tokenizer, chosen as the runtime chooses it for the
+    GGUF made from it: its ``chat_template``, else Gemma's turns (Gemma only); BOS added when
+    the tokenizer adds it. ``architecture``: the config's model_type (``gemma3_text``, ...)."""
+    probe = tokenizer.encode("x", add_special_tokens=True)
+    adds_bos = tokenizer.bos_token_id is not None and probe[:1] == [tokenizer.bos_token_id]
+    return chat_format(
+        getattr(tokenizer, "chat_template", None),
+        architecture=architecture,
+        bos_token=tokenizer.bos_token or "",
+        eos_token=tokenizer.eos_token or "",
+        add_bos=adds_bos,
+    )
 
 
 @dataclass(frozen=True)
@@ -124,15 +147,25 @@ class Encoded:
         return range(self.n_prompt - 1, len(self.ids) - 1)
 
 
-def prompt_ids(tokenizer: Tokenizer, question: Question) -> list[int]:
-    """BOS + the runtime's prompt: the same ids llama.cpp evaluates (tested)."""
-    return list(tokenizer.encode(render_prompt(question), add_special_tokens=True))
+def prompt_ids(
+    tokenizer: Tokenizer, question: Question, chat: ChatFormat = GEMMA_TURNS
+) -> list[int]:
+    """The runtime's prompt ids (``edge_runtime.prompt.PromptTokens``): the same ids llama.cpp
+    evaluates (tested), the question's control-token lookalikes kept as text."""
+    bos = [int(tokenizer.bos_token_id)] if chat.add_bos else []
+    return [
+        *bos,
+        *tokenizer.encode(chat.prefix, add_special_tokens=False),
+        *tokenizer.encode(user_message(question), add_special_tokens=False,
+                          split_special_tokens=True),
+        *tokenizer.encode(chat.suffix, add_special_tokens=False),
+    ]  # fmt: skip
 
 
-def encode(tokenizer: Tokenizer, example: Example) -> Encoded:
-    prompt = prompt_ids(tokenizer, example.question)
+def encode(tokenizer: Tokenizer, example: Example, chat: ChatFormat = GEMMA_TURNS) -> Encoded:
+    prompt = prompt_ids(tokenizer, example.question, chat)
     target = list(tokenizer.encode(example.target_text(), add_special_tokens=False))
-    target.append(int(tokenizer.convert_tokens_to_ids(END_OF_TURN_TOKEN)))
+    target += tokenizer.encode(chat.end_of_turn, add_special_tokens=False)
     return Encoded(tuple(prompt + target), len(prompt))
 
 
@@ -142,8 +175,13 @@ class EncodedSet:
     dropped: int  # longer than max_tokens: dropped, never truncated
 
 
-def encode_all(tokenizer: Tokenizer, examples: Sequence[Example], max_tokens: int) -> EncodedSet:
-    encoded = [encode(tokenizer, e) for e in examples]
+def encode_all(
+    tokenizer: Tokenizer,
+    examples: Sequence[Example],
+    max_tokens: int,
+    chat: ChatFormat = GEMMA_TURNS,
+) -> EncodedSet:
+    encoded = [encode(tokenizer, e, chat) for e in examples]
     kept = tuple(e for e in encoded if len(e.ids) <= max_tokens)
     return EncodedSet(kept, len(encoded) - len(kept))
 

@@ -23,7 +23,13 @@ import numpy as np
 
 from converter.errors import MissingExtraError, OutputError
 from converter.safetensors_io import SafetensorsFile, write_safetensors
-from converter.sft_data import Encoded, encode_all, length_batches, read_examples
+from converter.sft_data import (
+    Encoded,
+    chat_format_for,
+    encode_all,
+    length_batches,
+    read_examples,
+)
 from converter.train_config import DTYPES, HEADS, TrainConfig  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
@@ -191,7 +197,8 @@ def train(
     torch.manual_seed(config.seed)
     device = pick_device()
     model, tokenizer = load_for_training(checkpoint, config, device)
-    data = encode_all(tokenizer, read_examples(examples_path), config.max_tokens)
+    chat = chat_format_for(tokenizer, architecture=model.config.model_type)
+    data = encode_all(tokenizer, read_examples(examples_path), config.max_tokens, chat)
     report = TrainReport(
         examples=len(data.items),
         dropped_over_length=data.dropped,

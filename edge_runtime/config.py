@@ -30,7 +30,8 @@ class Mode(str, Enum):
 class RuntimeConfig:
     model: str | None = setting(
         None,
-        "GGUF to run: a path, hf://owner/repo/file.gguf[@rev], or empty for the embedded default",
+        "GGUF to run: a model name ('foggen model list'), chain:N, a path, "
+        "hf://owner/repo/file.gguf[@rev], or empty for the embedded default",
         env="FOGGEN_MODEL",
         parse=str,
     )

@@ -5,7 +5,9 @@ A model reference is, in this order: nothing (the embedded Gemma-3-270M); a name
 from its installed packages into FogGen's cache; ``chain:N`` (a round of the FogGen chain on
 the embedded model) or ``chain:<name>:N`` (on another named base model); an
 ``hf://owner/repo/path/file.gguf[@revision]`` (downloaded with huggingface-hub into its cache);
-or a local path (write ``./name`` for a file that shares a model's name).
+or a local path (write ``./name`` for a file that shares a model's name). A reference that is
+neither, has no directory part and no ``.gguf`` suffix is taken for a misspelt name: the error
+lists the names instead of saying a file is missing.
 
 The sha256 of every file is stamped next to the cache, keyed by (path, size, mtime), so later
 starts skip re-hashing 250 MB.
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from edge_runtime.catalog import EMBEDDED_NAME, NamedModel, assemble, named_model
+from edge_runtime.catalog import EMBEDDED_NAME, NamedModel, assemble, named_model, require_named
 from edge_runtime.errors import ModelNotFoundError, ModelUnavailableError
 
 log = logging.getLogger(__name__)
@@ -87,8 +89,16 @@ def resolve_model(reference: str | None, *, home: Path) -> ModelFile:
         return ModelFile(path, file_sha256(path, home=home), ModelSource.HUB, reference)
     path = Path(reference).expanduser()
     if not path.is_file():
+        if looks_like_a_name(reference):
+            require_named(reference)  # raises UnknownModelError, listing the names
         raise ModelNotFoundError(str(path))
     return ModelFile(path.resolve(), file_sha256(path, home=home), ModelSource.PATH, reference)
+
+
+def looks_like_a_name(reference: str) -> bool:
+    """A reference with no directory part and no ``.gguf`` suffix: meant as a model name."""
+    separators = ("/", os.sep, os.altsep or "/")
+    return not any(s in reference for s in separators) and not reference.lower().endswith(".gguf")
 
 
 def chain_model_path(reference: str, *, home: Path) -> Path:

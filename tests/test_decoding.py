@@ -8,10 +8,10 @@ from dataclasses import replace
 import pytest
 
 from edge_runtime.config import Mode
-from edge_runtime.decoding import restricted_softmax
 from edge_runtime.mcq import stratified
 from edge_runtime.runtime import EdgeRuntime
 from edge_runtime.schema import BUCKETS, AnswerSchema
+from testkit.reference_walk import reference_walk
 
 
 def _assert_schema_valid(record_output: str, n_options: int) -> None:
@@ -54,45 +54,18 @@ def test_free_mode_reports_what_the_model_wrote(runtime: EdgeRuntime) -> None:
         assert record.bucket_probs is None and record.letter_probs is None
 
 
-def _reference_walk(
-    runtime: EdgeRuntime, question
-) -> tuple[str, dict[str, float], dict[str, float]]:  # noqa: ANN001
-    """Token by token over the canonical tokenizations, no trie: at each step the allowed next
-    tokens are those of the responses consistent with the walk so far; argmax among them."""
-    engine = runtime.engine
-    schema = AnswerSchema.for_options(len(question.choices))
-    sequences = [(text, engine.tokenize(text, special=False)) for _, _, text in schema.responses()]
-    prompt = runtime.prompt_tokens(question)
-    engine.reset()
-    walked: list[int] = []
-    distributions: list[dict[int, float]] = []
-    while True:
-        alive = [seq for _, seq in sequences if seq[: len(walked)] == walked]
-        if len(alive) == 1 and len(alive[0]) == len(walked):
-            break
-        allowed = list(dict.fromkeys(seq[len(walked)] for seq in alive))
-        if len(allowed) > 1:
-            probs = restricted_softmax(engine.logits_after(prompt + walked), allowed)
-            distributions.append(dict(zip(allowed, probs.tolist(), strict=True)))
-            walked.append(allowed[int(probs.argmax())])
-        else:
-            walked.append(allowed[0])
-    text = next(t for t, seq in sequences if seq == walked)
-    first_digit = {engine.detokenize([t]): p for t, p in distributions[0].items()}
-    letters = {engine.detokenize([t]).strip(): p for t, p in distributions[-1].items()}
-    return text, first_digit, letters
-
-
 def test_fast_equals_a_token_by_token_greedy_walk(runtime: EdgeRuntime) -> None:
     uncached = EdgeRuntime(
         runtime.engine, runtime.model, replace(runtime.config, cache_prefix=False)
     )
     for question in stratified(2):
         record = uncached.answer(question, mode=Mode.FAST)
-        text, first_digit, letters = _reference_walk(runtime, question)
-        assert record.output == text, question.id
-        p_one = record.bucket_probs["1.0"]
-        assert math.isclose(p_one, first_digit["1"], rel_tol=1e-6)
+        schema = AnswerSchema.for_options(len(question.choices))
+        walk = reference_walk(runtime.engine, runtime.prompt_tokens(question), schema)
+        assert record.output == walk.text, question.id
+        p_one = walk.p_bucket("1.0")
+        assert p_one is not None and math.isclose(record.bucket_probs["1.0"], p_one, rel_tol=1e-6)
+        assert walk.letters.keys() == record.letter_probs.keys()
         assert all(
-            math.isclose(record.letter_probs[k], v, rel_tol=1e-6) for k, v in letters.items()
+            math.isclose(record.letter_probs[k], v, rel_tol=1e-6) for k, v in walk.letters.items()
         )

