@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from edge_runtime.errors import EdgeRuntimeError, ModelFormatError
+from edge_runtime.fork_plan import ForkPlan, common_prefix, fork_plan
 
 if TYPE_CHECKING:
     from edge_runtime.prompt import ChatFormat
@@ -172,7 +173,7 @@ class LlamaEngine:
             raise EngineError("nothing to evaluate")
         if len(tokens) > self.n_ctx:
             raise EngineError(f"{len(tokens)} tokens exceed the context of {self.n_ctx}")
-        keep = _common_prefix(self._cached, tokens)
+        keep = common_prefix(self._cached, tokens)
         keep = min(keep, len(tokens) - 1)  # at least one token must run to produce logits
         self._truncate(keep)
         for _ in self._decode(tokens[keep:]):
@@ -212,7 +213,7 @@ class LlamaEngine:
         shared system prompt is evaluated once. Needs ``n_seq_max`` >= the number of branches
         (at least one per trunk); the cache is cleared before and after.
         """
-        plan = _fork_plan(trunks, branches)
+        plan = fork_plan(trunks, branches)
         if plan.n_seqs > self.settings.n_seq_max:
             raise EngineError(f"{plan.n_seqs} sequences exceed n_seq_max={self.settings.n_seq_max}")
         if len(plan.tokens) > self.n_ctx:
@@ -228,7 +229,7 @@ class LlamaEngine:
         return [[rows[(i, j)] for j in range(len(branches[i]) + 1)] for i in range(len(trunks))]
 
     def _decode_fork(
-        self, plan: _ForkPlan, start: int, stop: int, rows: dict[tuple[int, int], np.ndarray]
+        self, plan: ForkPlan, start: int, stop: int, rows: dict[tuple[int, int], np.ndarray]
     ) -> None:
         llama_cpp = _llama()
         batch = self._batch
@@ -347,56 +348,3 @@ class Sampler:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-@dataclass
-class _ForkPlan:
-    """The flattened tokens of :meth:`LlamaEngine.fork_logits`, in a causal order."""
-
-    tokens: list[int]
-    positions: list[int]
-    seqs: list[list[int]]
-    outputs: list[tuple[int, int] | None]  # (trunk, 0 = trunk end | 1 + branch) to read
-    n_seqs: int
-
-
-def _fork_plan(
-    trunks: Sequence[Sequence[int]], branches: Sequence[Sequence[Sequence[int]]]
-) -> _ForkPlan:
-    if len(trunks) != len(branches) or not trunks or not all(trunks):
-        raise EngineError("fork_logits needs one non-empty trunk per branch list")
-    seq_ids: list[list[int]] = []
-    for bs in branches:
-        first = sum(len(s) for s in seq_ids)
-        seq_ids.append(list(range(first, first + max(1, len(bs)))))
-    shared = min(_common_prefix(trunks[0], t) for t in trunks)
-    shared = min(shared, min(len(t) for t in trunks) - 1)  # each trunk end must be evaluated
-    everyone = [s for ids in seq_ids for s in ids]
-    plan = _ForkPlan([], [], [], [], len(everyone))
-
-    def add(token: int, pos: int, seqs: list[int], out: tuple[int, int] | None) -> None:
-        plan.tokens.append(token)
-        plan.positions.append(pos)
-        plan.seqs.append(seqs)
-        plan.outputs.append(out)
-
-    for pos in range(shared):
-        add(trunks[0][pos], pos, everyone, None)
-    for i, trunk in enumerate(trunks):
-        for pos in range(shared, len(trunk)):
-            add(trunk[pos], pos, seq_ids[i], (i, 0) if pos == len(trunk) - 1 else None)
-        for j, branch in enumerate(branches[i]):
-            if not branch:
-                raise EngineError("fork_logits: a branch is empty")
-            for k, token in enumerate(branch):
-                last = k == len(branch) - 1
-                add(token, len(trunk) + k, [seq_ids[i][j]], (i, j + 1) if last else None)
-    return plan
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    for i in range(n):
-        if a[i] != b[i]:
-            return i
-    return n

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from edge_runtime.config import Mode
-from edge_runtime.engine import EngineError, _fork_plan
+from edge_runtime.fork_plan import ForkPlanError, fork_plan
 from edge_runtime.mcq import stratified
 from edge_runtime.question import Question, make_question
 from edge_runtime.sampling import (
@@ -26,14 +26,14 @@ from testkit.llama_compare import (
 
 
 def test_fork_plan_shares_the_common_prefix_and_reads_each_end() -> None:
-    plan = _fork_plan([[1, 2, 3], [1, 2, 4, 5]], [[[7], [8, 9]], [[6]]])
+    plan = fork_plan([[1, 2, 3], [1, 2, 4, 5]], [[[7], [8, 9]], [[6]]])
     assert plan.n_seqs == 3
     assert plan.tokens[:2] == [1, 2] and plan.seqs[0] == [0, 1, 2]  # BOS + prefix, once
     outputs = [o for o in plan.outputs if o is not None]
     assert outputs == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1)]
     assert plan.positions[plan.tokens.index(9)] == 4  # trunk 0 has 3 tokens, then 8, 9
-    with pytest.raises(EngineError):
-        _fork_plan([[1]], [[[]]])
+    with pytest.raises(ForkPlanError):
+        fork_plan([[1]], [[[]]])
 
 
 def test_settings_are_validated() -> None:
