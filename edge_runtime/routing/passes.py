@@ -145,10 +145,22 @@ class PassStore:
         if not rows:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        torn = _ends_mid_line(self.path)
         with self.path.open("a", encoding="utf-8") as handle:
+            if torn:  # a write that died mid-line: end it, so the next row stays readable
+                handle.write("\n")
             for row in rows:
                 handle.write(json.dumps(row, separators=(",", ":")) + "\n")
             handle.flush()
+
+
+def _ends_mid_line(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            handle.seek(-1, 2)
+            return handle.read(1) != b"\n"
+    except OSError:  # absent or empty
+        return False
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
