@@ -28,7 +28,6 @@ import numpy as np
 from benchmarks.report import machine, write_json
 from benchmarks.simulated_cloud import LABEL, AnswerBook, SimulatedCloudConfig
 from edge_runtime.config import NO_CALIBRATOR, RuntimeConfig, foggen_home
-from edge_runtime.decoding import EdgeResult
 from edge_runtime.mcq import DOMAINS, load_questions
 from edge_runtime.provenance import git_commit
 from edge_runtime.question import Question
@@ -41,6 +40,7 @@ from edge_runtime.routing.fit import (
     fit_calibrator,
     observations,
 )
+from edge_runtime.routing.passes import result_from_row
 from edge_runtime.runtime import EdgeRuntime
 
 SIGNALS = ("bucket", "bucket_expectation", "letter_max", "calibrated")
@@ -74,15 +74,7 @@ def _to_row(split: str, o: Observation) -> dict[str, Any]:
 
 
 def _from_row(question: Question, row: dict[str, Any]) -> Observation:
-    result = EdgeResult(
-        letter=row["letter"],
-        bucket=row["bucket"],
-        output="",
-        response_tokens=(),
-        bucket_probs=row["bucket_probs"],
-        letter_probs=row["letter_probs"],
-        n_prompt_tokens=row["n_prompt_tokens"],
-    )
+    result = result_from_row(row)
     x = features(result, question, row["n_prompt_tokens"])
     return Observation(question, result, x, result.letter == question.answer)
 

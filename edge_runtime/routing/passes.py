@@ -112,16 +112,7 @@ class PassStore:
         row = self._rows.get(question_key(question))
         if row is None:
             return None
-        result = EdgeResult(
-            letter=row["letter"],
-            bucket=row["bucket"],
-            output="",
-            response_tokens=(),
-            bucket_probs=row["bucket_probs"],
-            letter_probs=row["letter_probs"],
-            n_prompt_tokens=row["n_prompt_tokens"],
-        )
-        return Pass(question, result, float(row["edge_ms"]), cached=True)
+        return Pass(question, result_from_row(row), float(row["edge_ms"]), cached=True)
 
     def add(self, item: Pass) -> None:
         r = item.result
@@ -152,6 +143,19 @@ class PassStore:
             for row in rows:
                 handle.write(json.dumps(row, separators=(",", ":")) + "\n")
             handle.flush()
+
+
+def result_from_row(row: dict[str, Any]) -> EdgeResult:
+    """A stored pass's result: the distributions and choices (no text or token ids)."""
+    return EdgeResult(
+        letter=row["letter"],
+        bucket=row["bucket"],
+        output="",
+        response_tokens=(),
+        bucket_probs=row["bucket_probs"],
+        letter_probs=row["letter_probs"],
+        n_prompt_tokens=row["n_prompt_tokens"],
+    )
 
 
 def _ends_mid_line(path: Path) -> bool:
