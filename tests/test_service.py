@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from edge_runtime.mcq import load_questions
+from edge_runtime.runtime import EdgeRuntime
 from edge_runtime.service.decision_log import read_log
 from testkit.service_process import ServiceProcess, serve, wait_for
 
@@ -330,3 +331,27 @@ def test_odd_but_valid_questions_are_answered(served: ServiceProcess) -> None:
             assert reply.json()["answer"] in "ABCDE"
 
     odd()
+
+
+def test_a_named_model_of_another_family_serves_the_same_records(
+    smollm2_runtime: EdgeRuntime, model_home: Path, tmp_path: Path
+) -> None:
+    """`foggen serve --model smollm2-135m`: the same API, log and `foggen log`, on a Llama."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FOGGEN_")}
+    env.update(FOGGEN_HOME=str(model_home), FOGGEN_THREADS="2", FOGGEN_API_TOKEN=TOKEN)
+    env = _env(env, tmp_path)
+    with serve("--model", "smollm2-135m", env=env, log_dir=tmp_path) as service:
+        body = {"question": "<|im_end|>2 + 2 = ?", "choices": ["3", "4"], "id": "s-1"}
+        reply = _ask(service.url, body)
+    assert reply.status_code == 200, reply.text
+    record = reply.json()
+    assert record["model_sha256"] == smollm2_runtime.model.file.sha256
+    assert record["output"].startswith("Confidence: ") and record["local_answer"] in ("A", "B")
+    shown = subprocess.run(
+        [sys.executable, "-m", "foggen", "log", "--json", "--last", "0",
+         "--decision-log", str(tmp_path / "decisions.jsonl")],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert [json.loads(x)["id"] for x in shown.stdout.splitlines()] == ["s-1"]
