@@ -78,6 +78,13 @@ class RuntimeConfig:
         parse=positive_int,
         flag="--batch",
     )
+    mmap: bool = setting(
+        True,
+        "map the model file (shared between processes, paged in lazily); false: read it into "
+        "memory, which roughly halves peak RSS where llama.cpp repacks the weights",
+        env="FOGGEN_MMAP",
+        parse=parse_bool,
+    )
     cache_prefix: bool = setting(
         True,
         "reuse the system prompt's KV state across questions",

@@ -37,6 +37,10 @@ class EngineSettings:
     n_threads: int
     n_batch: int
     n_seq_max: int = 1  # > 1: parallel sequences in one unified KV cache (fork_logits)
+    # Map the file (pages shared, loaded lazily) or read it into memory. llama.cpp repacks
+    # quantized weights for its faster CPU kernels into memory of its own: a mapped file then
+    # stays resident beside the repacked copy (the 1.5B: 1.89 GB peak RSS mapped, 1.29 read).
+    mmap: bool = True
 
 
 def _llama():  # noqa: ANN202 - the module, imported lazily
@@ -72,6 +76,8 @@ class LlamaEngine:
         llama_cpp.llama_backend_init()
         self.settings = settings
         model_params = llama_cpp.llama_model_default_params()
+        if not settings.mmap:
+            model_params.load_mode = llama_cpp.LLAMA_LOAD_MODE_NONE
         self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
         if not self._model:
             raise ModelFormatError(str(path), "llama.cpp could not load it")

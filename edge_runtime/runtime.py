@@ -85,7 +85,12 @@ class EdgeRuntime:
         calibrator = load_calibrator(config, file, home)
         engine = LlamaEngine(
             file.path,
-            EngineSettings(n_ctx=config.n_ctx, n_threads=config.n_threads, n_batch=config.n_batch),
+            EngineSettings(
+                n_ctx=config.n_ctx,
+                n_threads=config.n_threads,
+                n_batch=config.n_batch,
+                mmap=config.mmap,
+            ),
         )
         try:
             runtime = cls(engine, LoadedModel(file, info), config, escalator, calibrator)

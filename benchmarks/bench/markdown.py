@@ -93,6 +93,13 @@ def speed_lines(model: dict[str, Any]) -> list[str]:
         f"- `fast` over all {fast['n']} questions: median {_fmt(fast['latency_ms']['median'])} ms, "
         f"p95 {_fmt(fast['latency_ms']['p95'])} ms, {_fmt(fast['questions_per_s'], 2)} questions/s",
     ]
+    cached = model.get("passes", {}).get("cached")
+    if cached:
+        lines.append(
+            f"  ({cached} of these passes came from the pass cache: their times are those of "
+            "the run that measured them, which may have shared the machine; the small-subset "
+            "table below is measured in this run)"
+        )
     engine, process = s["engine"], s["process"]
     if engine:
         lines.append(
