@@ -79,9 +79,10 @@ class RuntimeConfig:
         flag="--batch",
     )
     mmap: bool = setting(
-        True,
-        "map the model file (shared between processes, paged in lazily); false: read it into "
-        "memory, which roughly halves peak RSS where llama.cpp repacks the weights",
+        False,
+        "map the model file instead of reading it into memory: pages shared between processes, "
+        "but where llama.cpp repacks the weights both copies stay resident (the 1.5B: 1.89 GB "
+        "peak RSS mapped, 1.29 GB read, same speed)",
         env="FOGGEN_MMAP",
         parse=parse_bool,
     )

@@ -40,7 +40,7 @@ class EngineSettings:
     # Map the file (pages shared, loaded lazily) or read it into memory. llama.cpp repacks
     # quantized weights for its faster CPU kernels into memory of its own: a mapped file then
     # stays resident beside the repacked copy (the 1.5B: 1.89 GB peak RSS mapped, 1.29 read).
-    mmap: bool = True
+    mmap: bool = False
 
 
 def _llama():  # noqa: ANN202 - the module, imported lazily

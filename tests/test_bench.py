@@ -227,7 +227,10 @@ def test_two_models_are_labelled_and_put_side_by_side(report: dict[str, Any]) ->
     text = render(twin)
     table = text[text.index("## Models side by side") :].split("\n\n")[1].splitlines()
     assert [row.split("|")[1].strip() for row in table[2:]] == ["embedded", "q8"]
-    assert text.count("| Domain |") == 2  # each model keeps its own card table
+    assert text.count("| Domain | n |") == 2  # each model keeps its own card table
+    accuracy = text[text.index("### Raw accuracy per domain") :].split("\n\n")[1].splitlines()
+    assert accuracy[0] == "| Domain | embedded | q8 |"
+    assert [row.split("|")[1].strip() for row in accuracy[2:]] == [*DOMAINS, "**Mean**"]
 
 
 @pytest.fixture(scope="module")
