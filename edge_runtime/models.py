@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 HF_SCHEME = "hf://"
 CHAIN_SCHEME = "chain:"  # chain:N - the GGUF built by `foggen model build --round N`
-EMBEDDED_FILENAME = "gemma-3-270m-q4_k_m.gguf"
+EMBEDDED_FILENAME = require_named(EMBEDDED_NAME).filename
 EMBEDDED_REFERENCE = "embedded"
 STAMPS_FILENAME = "sha256-stamps.json"
 
@@ -111,8 +111,7 @@ def chain_model_path(reference: str, *, home: Path) -> Path:
             f"bad chain reference {reference!r} - expected chain:N or chain:<model name>:N, "
             "N a round number"
         )
-    model = named_model(base or EMBEDDED_NAME)
-    assert model is not None
+    model = require_named(base or EMBEDDED_NAME)
     if model.name == EMBEDDED_NAME:
         return home / "models" / f"chain-{int(number):02d}-q4_k_m.gguf"
     return home / "models" / f"chain-{model.name}-{int(number):02d}-q4_k_m.gguf"
@@ -131,9 +130,7 @@ def download_from_hub(ref: HubReference) -> Path:
 
 def fetch_embedded(*, home: Path) -> Path:
     """The embedded model's file in ``home/models``, assembled once."""
-    model = named_model(EMBEDDED_NAME)
-    assert model is not None
-    return fetch_named(model, home=home)
+    return fetch_named(require_named(EMBEDDED_NAME), home=home)
 
 
 def assembled_path(model: NamedModel, *, home: Path) -> Path | None:

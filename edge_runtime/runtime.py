@@ -16,7 +16,7 @@ from edge_runtime.errors import CalibratorNotFoundError, ConfigError, PromptTooL
 from edge_runtime.escalation import Escalator, kept_local, no_cloud
 from edge_runtime.gguf_check import GGUFInfo, inspect_gguf
 from edge_runtime.models import ModelFile, resolve_model
-from edge_runtime.prompt import PromptTokens
+from edge_runtime.prompt import ChatFormat, PromptTokens
 from edge_runtime.question import Question, make_question
 from edge_runtime.record import DecisionRecord, Latency
 from edge_runtime.routing.calibrator import Calibrator, calibrator_path, features
@@ -146,6 +146,11 @@ class EdgeRuntime:
         result = self.run_edge(question, mode=config.mode)
         edge_ms = (time.perf_counter() - started) * 1000.0
         return self._decide(question, result, config, edge_ms)
+
+    @property
+    def chat_format(self) -> ChatFormat:
+        """How this model's prompts read (rendered once, at load)."""
+        return self._prompt.chat
 
     def prompt_tokens(self, question: Question) -> list[int]:
         """The exact token ids llama.cpp evaluates for ``question`` (see ``PromptTokens``)."""

@@ -58,7 +58,7 @@ def settings_fingerprint(runtime: EdgeRuntime) -> str:
     """What, besides the model and the question, changes a fast pass's numbers."""
     import llama_cpp
 
-    chat = runtime.engine.chat_format()
+    chat = runtime.chat_format
     prompt = hashlib.sha256(f"{chat.prefix}\x00{chat.suffix}\x00{chat.add_bos}".encode())
     settings = {
         "format": FORMAT,
