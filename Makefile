@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 BENCH_HF ?= .cache/bench/hf-embedded
 BENCH_ARGS ?=
 
-.PHONY: install test test-fast demo bench latency reference parity fault-matrix escalation-latency serve serve-load calibration train-speed chain-270m lint clean
+.PHONY: install test test-fast demo bench latency reference parity fault-matrix escalation-latency serve serve-load calibration calibrators train-speed chain-270m lint clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -62,6 +62,9 @@ serve-load: install  ## 8 clients on loopback for 60 s against foggen serve (rep
 
 calibration: install  ## fit the calibrator on calib, measure every routing signal on eval
 	$(BIN)/python -m benchmarks.calibration_report
+
+calibrators: install  ## refit the hidden-state calibrators shipped for the named models (from cached passes)
+	nice -n 10 $(BIN)/python -m benchmarks.ship_calibrators
 
 train-speed: install  ## LoRA step time / peak RSS: LM head everywhere vs on the targets only
 	test -d .cache/base-hf || $(BIN)/foggen convert --from-gguf "$$($(BIN)/foggen model fetch --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["path"])')" --to-hf .cache/base-hf

@@ -90,6 +90,8 @@ class LlamaEngine:
         ctx_params.n_threads = settings.n_threads
         ctx_params.n_threads_batch = settings.n_threads
         ctx_params.swa_full = True  # keep the prefix in sliding-window layers so it can be reused
+        # Hidden states are read per token (see logits_and_hidden_after), never pooled.
+        ctx_params.pooling_type = llama_cpp.LLAMA_POOLING_TYPE_NONE
         self._ctx = llama_cpp.llama_init_from_model(self._model, ctx_params)
         if not self._ctx:
             llama_cpp.llama_model_free(self._model)
@@ -99,6 +101,7 @@ class LlamaEngine:
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
         self.bos = llama_cpp.llama_vocab_bos(self._vocab)
+        self.n_embd = llama_cpp.llama_model_n_embd(self._model)
         self._batch = llama_cpp.llama_batch_init(settings.n_batch, 0, settings.n_seq_max)
         self._cached: list[int] = []  # the tokens whose KV state the context holds
         self.n_decoded = 0  # tokens evaluated since load (for benchmarks)
@@ -186,6 +189,36 @@ class LlamaEngine:
             pass
         return self._last_logits()
 
+    def logits_and_hidden_after(self, tokens: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`logits_after`, plus the final hidden state at the last token (copies).
+
+        The hidden state is the vector the LM head reads: the last layer's output after the
+        output norm (llama.cpp's ``t_embd``). With embeddings switched on, llama.cpp makes every
+        token of a decode an output and computes its logits over the whole vocabulary, so the
+        last token is decoded alone with embeddings on (pooling none), the rest as usual.
+        """
+        if not tokens:
+            raise EngineError("nothing to evaluate")
+        if len(tokens) > self.n_ctx:
+            raise EngineError(f"{len(tokens)} tokens exceed the context of {self.n_ctx}")
+        llama_cpp = _llama()
+        keep = min(common_prefix(self._cached, tokens), len(tokens) - 1)
+        self._truncate(keep)
+        for _ in self._decode(tokens[keep:-1], output_last=False):
+            pass
+        llama_cpp.llama_set_embeddings(self._ctx, True)
+        try:
+            for _ in self._decode(tokens[-1:]):
+                pass
+            pointer = llama_cpp.llama_get_embeddings_ith(self._ctx, -1)
+            if not pointer:
+                raise EngineError("llama.cpp returned no hidden state")
+            hidden = np.ctypeslib.as_array(pointer, shape=(self.n_embd,)).copy()
+            logits = self._last_logits().copy()
+        finally:
+            llama_cpp.llama_set_embeddings(self._ctx, False)
+        return logits, hidden
+
     def logits_for_all(self, tokens: Sequence[int]) -> np.ndarray:
         """Teacher-forced logits at every position, (len(tokens), n_vocab), from an empty cache.
 
@@ -268,10 +301,11 @@ class LlamaEngine:
         del self._cached[keep:]
 
     def _decode(
-        self, tokens: Sequence[int], *, every_position: bool = False
+        self, tokens: Sequence[int], *, every_position: bool = False, output_last: bool = True
     ) -> Iterator[np.ndarray]:
         """Evaluate ``tokens`` after the cache, chunk by chunk; with ``every_position`` yield a
-        copy of each chunk's logits, else yield nothing and leave the last logits readable."""
+        copy of each chunk's logits, else yield nothing and leave the last logits readable
+        (none computed without ``output_last``)."""
         llama_cpp = _llama()
         batch, size = self._batch, self.settings.n_batch
         if any(not 0 <= t < self.n_vocab for t in tokens):
@@ -286,7 +320,8 @@ class LlamaEngine:
                 batch.pos[i] = base + i
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = 0
-                batch.logits[i] = every_position or (last_chunk and i == len(chunk) - 1)
+                last = output_last and last_chunk and i == len(chunk) - 1
+                batch.logits[i] = every_position or last
             status = llama_cpp.llama_decode(self._ctx, batch)
             if status != 0:
                 self.reset()

@@ -146,6 +146,19 @@ class CalibratorMismatchError(ConfigError):
         )
 
 
+class CalibratorHiddenSizeError(ConfigError):
+    """A hidden-state calibrator whose width differs from the model's hidden state."""
+
+    def __init__(self, path: str, expected: int, got: int, model_reference: str | None) -> None:
+        self.expected = expected
+        self.got = got
+        super().__init__(
+            f"{path} reads a hidden state of {got} numbers but this model's has {expected} - "
+            f"it was fitted for another model: run '{_fit_command(model_reference)}' to fit "
+            "one for this model"
+        )
+
+
 class CalibratorFormatError(ConfigError):
     """The calibrator file is corrupt, or in a format or version this runtime cannot read."""
 

@@ -1,8 +1,9 @@
 """The versioned decision record: what the CLI prints, the HTTP API returns and the log keeps.
 
-Version 1 fields (all always present; values may be null where noted):
+Fields (all always present; values may be null where noted). Version 2 added
+``p_correct_version``; a version 1 record is a version 2 record without it.
 
-schema_version  1
+schema_version  2
 id              the question's id, or a generated one
 domain          the question's domain or null
 answer          the final letter (null only if nothing could answer)
@@ -17,6 +18,8 @@ signal          which score routed (bucket)
 score           the value of that score
 p_correct       calibrated probability that the local answer is right (fast mode with a calibrator
                 loaded, whatever the signal; else null)
+p_correct_version  which calibrator produced p_correct: 1 (the output distributions' features),
+                2 (those and the hidden state where the letter is read), or null
 bucket_probs    {"0.0": p, ...} over the five buckets (fast mode), else null
 letter_probs    {"A": p, ...} over the offered letters, given the emitted bucket (fast), else null
 tau             the threshold used
@@ -35,7 +38,7 @@ from typing import Any
 
 from edge_runtime.routing.rule import Route
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class AnswerSource(str, Enum):
@@ -75,6 +78,7 @@ class DecisionRecord:
     signal: str
     score: float | None
     p_correct: float | None
+    p_correct_version: int | None
     bucket_probs: dict[str, float] | None
     letter_probs: dict[str, float] | None
     tau: float

@@ -19,7 +19,12 @@ from edge_runtime.models import ModelFile, resolve_model
 from edge_runtime.prompt import ChatFormat, PromptTokens
 from edge_runtime.question import Question, make_question
 from edge_runtime.record import DecisionRecord, Latency
-from edge_runtime.routing.calibrator import Calibrator, calibrator_path, features
+from edge_runtime.routing.calibrator import (
+    Calibrator,
+    calibrator_path,
+    features,
+    shipped_calibrator,
+)
 from edge_runtime.routing.rule import Route, Signal, route
 from edge_runtime.routing.signals import routing_score
 from edge_runtime.routing.taus import TauTable
@@ -65,7 +70,10 @@ class EdgeRuntime:
         if config.tau_file:
             self.taus = TauTable.load(config.tau_file)
             self.taus.check(
-                model_sha256=model.file.sha256, signal=config.signal, origin=config.tau_file
+                model_sha256=model.file.sha256,
+                signal=config.signal,
+                origin=config.tau_file,
+                p_correct_version=_version(calibrator),
             )
 
     @classmethod
@@ -83,6 +91,14 @@ class EdgeRuntime:
         file = resolve_model(config.model, home=home)
         info = inspect_gguf(file.path)
         calibrator = load_calibrator(config, file, home)
+        if calibrator is not None:
+            width = info.metadata.get(f"{info.architecture}.embedding_length")
+            if isinstance(width, int):
+                calibrator.check_hidden_size(
+                    width,
+                    source=config.calibrator or "the calibrator",
+                    model_reference=file.reference,
+                )
         engine = LlamaEngine(
             file.path,
             EngineSettings(
@@ -156,8 +172,16 @@ class EdgeRuntime:
         """The exact token ids llama.cpp evaluates for ``question`` (see ``PromptTokens``)."""
         return self._prompt(question)
 
-    def run_edge(self, question: Question, *, mode: Mode) -> EdgeResult:
-        """One forward pass of the edge model in ``mode`` (no routing)."""
+    @property
+    def reads_hidden(self) -> bool:
+        """Whether fast passes read the hidden state by default (the calibrator needs it)."""
+        return self.calibrator is not None and self.calibrator.needs_hidden
+
+    def run_edge(self, question: Question, *, mode: Mode, hidden: bool | None = None) -> EdgeResult:
+        """One forward pass of the edge model in ``mode`` (no routing); with ``hidden`` (default:
+        when the calibrator needs it), a fast pass also returns the hidden state where the
+        letter is read."""
+        hidden = self.reads_hidden if hidden is None else hidden
         schema = AnswerSchema.for_options(len(question.choices))
         with self._lock:
             prompt = self.prompt_tokens(question)
@@ -172,7 +196,7 @@ class EdgeRuntime:
             else:
                 self.engine.reset()
             if mode is Mode.FAST:
-                result = decode_fast(self.engine, prompt, self._trie(schema))
+                result = decode_fast(self.engine, prompt, self._trie(schema), hidden=hidden)
             else:
                 grammar = schema.grammar() if mode is Mode.GRAMMAR else None
                 result = decode_generate(
@@ -185,10 +209,12 @@ class EdgeRuntime:
         pass without distributions, i.e. not fast mode)."""
         if self.calibrator is None or result.bucket_probs is None or not result.letter_probs:
             return None
+        if self.calibrator.needs_hidden and result.hidden is None:
+            return None
         n_tokens = result.n_prompt_tokens
         if n_tokens is None:
             n_tokens = len(self.prompt_tokens(question))
-        return self.calibrator.p_correct(features(result, question, n_tokens))
+        return self.calibrator.p_correct(features(result, question, n_tokens), result.hidden)
 
     def _trie(self, schema: AnswerSchema) -> ResponseTrie:
         n = len(schema.letters)
@@ -203,7 +229,8 @@ class EdgeRuntime:
         if config.signal is Signal.CALIBRATED and p_correct is None:
             raise ConfigError(
                 "--signal calibrated needs a calibrator for this model "
-                f"(sha256 {self.model.file.sha256[:12]}...) and a fast-mode pass: run "
+                f"(sha256 {self.model.file.sha256[:12]}...) and a fast-mode pass: start with "
+                "--signal calibrated (a named model's shipped calibrator loads then), run "
                 "'foggen calibrator fit', or pass one with --calibrator"
             )
         score = routing_score(config.signal, result, p_correct)
@@ -231,6 +258,7 @@ class EdgeRuntime:
             signal=config.signal.value,
             score=score,
             p_correct=p_correct,
+            p_correct_version=None if p_correct is None else _version(self.calibrator),
             bucket_probs=result.bucket_probs,
             letter_probs=result.letter_probs,
             tau=config.tau,
@@ -244,7 +272,9 @@ class EdgeRuntime:
 
 
 def load_calibrator(config: RuntimeConfig, file: ModelFile, home: Path) -> Calibrator | None:
-    """The model's calibrator: ``config.calibrator`` (a path, or 'none'), else the cache's.
+    """The model's calibrator: ``config.calibrator`` (a path, or 'none'), else the cache's (the
+    user's own fit), else, when the signal is ``calibrated``, the one the package ships for a
+    named model (only then: it reads the hidden state, which costs a little on every pass).
 
     A file fitted for another model, or corrupt, is refused; ``--signal calibrated`` with no
     calibrator is an error here, at load time, never a silent fallback.
@@ -264,8 +294,14 @@ def load_calibrator(config: RuntimeConfig, file: ModelFile, home: Path) -> Calib
         calibrator.check_model(file.sha256, model_reference=reference)
     else:
         calibrator = Calibrator.for_model(file.sha256, home, model_reference=reference)
+        if calibrator is None and config.signal is Signal.CALIBRATED:
+            calibrator = shipped_calibrator(file.sha256, model_reference=reference)
     if calibrator is None and config.signal is Signal.CALIBRATED:
         raise CalibratorNotFoundError(
             file.sha256, str(calibrator_path(home, file.sha256)), reference
         )
     return calibrator
+
+
+def _version(calibrator: Calibrator | None) -> int | None:
+    return None if calibrator is None else calibrator.version

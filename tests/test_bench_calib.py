@@ -70,3 +70,56 @@ def test_lift_standard_error_by_hand() -> None:
     sd = math.sqrt(sum((d - mean) ** 2 for d in diff) / 3)
     assert lift_standard_error(scores, local, cloud, 0.5) == pytest.approx(round(100 * sd / 2, 2))
     assert lift_standard_error([0.5], [True], [True], 0.5) is None
+
+
+def _passes(n: int, seed: int) -> list:
+    """Fast passes whose correctness lies along a direction of the hidden state only."""
+    import numpy as np
+
+    from edge_runtime.decoding import EdgeResult
+    from edge_runtime.question import make_question
+    from edge_runtime.routing.passes import Pass
+
+    rng = np.random.default_rng(seed)
+    direction = np.random.default_rng(0).standard_normal(64)
+    items = []
+    for i in range(n):
+        latent = rng.standard_normal()
+        right = rng.random() < 1.0 / (1.0 + math.exp(-2.5 * latent))
+        letters = rng.dirichlet(np.ones(4))
+        question = make_question(
+            f"q{i}?", ["w", "x", "y", "z"], id=f"q{seed}-{i}", domain="math", answer="A"
+        )
+        result = EdgeResult(
+            letter="A" if right else "B", bucket="0.5", output="", response_tokens=(),
+            bucket_probs={"0.0": 0.1, "0.25": 0.2, "0.5": 0.4, "0.75": 0.2, "1.0": 0.1},
+            letter_probs=dict(zip("ABCD", letters.tolist(), strict=True)), n_prompt_tokens=90,
+            hidden=(latent * direction + rng.standard_normal(64)).astype(np.float32),
+        )  # fmt: skip
+        items.append(Pass(question, result, edge_ms=1.0, cached=True))
+    return items
+
+
+def test_the_hidden_calibrator_and_its_shuffled_label_check() -> None:
+    from benchmarks.bench.calib import calibrated_scores
+    from edge_runtime.routing.metrics import auroc
+
+    calib, evaluation = _passes(400, 1), _passes(400, 2)
+    scores = calibrated_scores(calib, evaluation, model_sha256="d" * 64)
+    labels = [p.result.letter == p.question.answer for p in evaluation]
+    assert set(scores.evaluation) == {"calibrated", "hidden"} and len(scores.calib["hidden"]) == 400
+    hidden = auroc(scores.evaluation["hidden"], labels)
+    calibrated = auroc(scores.evaluation["calibrated"], labels)
+    assert hidden is not None and calibrated is not None
+    assert hidden > 0.75 and abs(calibrated - 0.5) < 0.1
+    assert scores.fits["hidden"]["signal"] == "hidden"
+    shuffled = scores.shuffled
+    assert (
+        shuffled is not None and abs(shuffled["eval_auroc"] - 0.5) < 3 * shuffled["eval_auroc_se"]
+    )
+    # without hidden states (an older pass) only the version-1 calibrator is fitted
+    for item in calib:
+        object.__setattr__(item.result, "hidden", None)
+    assert set(calibrated_scores(calib, evaluation, model_sha256="d" * 64).evaluation) == {
+        "calibrated"
+    }

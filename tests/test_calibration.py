@@ -188,7 +188,8 @@ def test_a_calibrator_for_another_model_is_refused(calibrator: Calibrator, tmp_p
     ("edit", "reason"),
     [
         (lambda text: text[: len(text) // 2], "unreadable JSON"),
-        (lambda text: text.replace('"version": 1', '"version": 2'), "version 2"),
+        (lambda text: text.replace('"version": 1', '"version": 9'), "version 9"),
+        (lambda text: text.replace('"version": 1', '"version": 2'), "missing field .'hidden'"),
         (lambda text: text.replace("foggen-calibrator", "something-else"), "not a foggen"),
         (lambda text: text.replace('"letter_max"', '"letter_min"'), "features differ"),
         (lambda text: text.replace('"bias": ', '"bias": "x", "b": '), "bad or missing"),

@@ -17,7 +17,8 @@ from edge_runtime.schema import BUCKETS
 RECORD_FIELDS = {
     "schema_version", "id", "domain", "answer", "local_answer", "answer_source", "route",
     "route_forced", "escalation", "error_kind", "confidence", "signal", "score", "p_correct",
-    "bucket_probs", "letter_probs", "tau", "mode", "output", "latency_ms", "model_sha256",
+    "p_correct_version", "bucket_probs", "letter_probs", "tau", "mode", "output", "latency_ms",
+    "model_sha256",
 }  # fmt: skip
 
 
@@ -28,17 +29,17 @@ def test_warm_start_holds_the_system_prompt(runtime: EdgeRuntime) -> None:
     assert runtime.engine.cached_tokens == 80
 
 
-def test_record_has_every_field_of_schema_version_1(runtime: EdgeRuntime) -> None:
+def test_record_has_every_field_of_schema_version_2(runtime: EdgeRuntime) -> None:
     record = runtime.answer("Which gas do plants absorb?", ["Oxygen", "Carbon dioxide"], id="q1")
     data = json.loads(record.to_json())
     assert set(data) == RECORD_FIELDS
-    assert data["schema_version"] == SCHEMA_VERSION == 1
+    assert data["schema_version"] == SCHEMA_VERSION == 2
     assert data["id"] == "q1" and data["domain"] is None
     assert isinstance(data["confidence"], float) and str(data["confidence"]) in {
         str(float(b)) for b in BUCKETS
     }
     assert data["signal"] == "bucket" and data["score"] == data["confidence"]
-    assert data["p_correct"] is None
+    assert data["p_correct"] is None and data["p_correct_version"] is None
     assert data["local_answer"] in {"A", "B"}
     assert data["model_sha256"] == runtime.model.file.sha256
     assert set(data["latency_ms"]) == {"edge", "cloud", "total"}

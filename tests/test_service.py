@@ -67,7 +67,7 @@ def test_answers_with_a_decision_record_and_logs_it(
     reply = _ask(served.url, body)
     assert reply.status_code == 200, reply.text
     record = reply.json()
-    assert record["schema_version"] == 1 and record["id"] == "plants-1"
+    assert record["schema_version"] == 2 and record["id"] == "plants-1"
     assert record["answer"] in "ABC" and record["domain"] == "science"
     assert record["model_sha256"] == file_sha256(model_path, home=model_home)
     assert record["escalation"] in ("none", "unavailable")  # no cloud configured

@@ -1,7 +1,10 @@
 """What a bench chooses on the calib split and applies to eval, never fitting on eval.
 
-- The calibrated signal: a calibrator fitted on the calib passes of this run (as ``foggen
-  calibrator fit`` would), applied to eval; on calib itself its out-of-fold predictions.
+- The calibrated signals: calibrators fitted on the calib passes of this run (as ``foggen
+  calibrator fit`` would): ``calibrated`` reads the output distributions (version 1),
+  ``hidden`` the hidden state too (version 2); applied to eval, on calib their out-of-fold
+  predictions. A sanity check fits the hidden one on shuffled calib labels: on eval it must
+  rank no better than chance.
 - The recommender's operating points: per signal, the tau that routes the target fraction of
   the *calib* questions, applied to eval, with the card table there.
 """
@@ -9,7 +12,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from benchmarks.bench import tables
@@ -18,32 +21,89 @@ from benchmarks.bench.outcomes import Outcome
 from edge_runtime.routing import metrics
 from edge_runtime.routing.calibrator import features
 from edge_runtime.routing.fit import cross_validated, fit_calibrator
+from edge_runtime.routing.fit_hidden import fit_hidden_calibrator
+from edge_runtime.routing.fit_hidden import out_of_fold as out_of_fold_hidden
 from edge_runtime.routing.passes import Pass
 
 TARGET_FRACTIONS = (0.7, 0.5)
 
 
-def _design(passes: Sequence[Pass]) -> tuple[Any, Any]:
+SHUFFLE_SEED = 20261130
+
+
+def _design(passes: Sequence[Pass]) -> tuple[Any, Any, Any]:
     import numpy as np
 
     rows = [features(p.result, p.question, p.result.n_prompt_tokens or 0) for p in passes]
     x = np.array(rows, dtype=np.float64)
     y = np.array([p.result.letter == p.question.answer for p in passes], dtype=bool)
-    return x, y
+    missing = any(p.result.hidden is None for p in passes)
+    hidden = None if missing else np.array([p.result.hidden for p in passes], dtype=np.float64)
+    return x, y, hidden
+
+
+@dataclass(frozen=True)
+class CalibratedScores:
+    """Per calibrated signal: out-of-fold p_correct on calib, p_correct on eval, the fit."""
+
+    calib: dict[str, list[float]]
+    evaluation: dict[str, list[float]]
+    fits: dict[str, dict[str, Any]]
+    shuffled: dict[str, Any] | None  # the hidden probe fitted on shuffled calib labels
 
 
 def calibrated_scores(
     calib: Sequence[Pass], evaluation: Sequence[Pass], *, model_sha256: str
-) -> tuple[list[float], list[float], dict[str, Any]]:
-    """(out-of-fold p_correct on calib, p_correct on eval, the fit's metadata)."""
-    x_calib, y_calib = _design(calib)
-    calibrator = fit_calibrator(
-        x_calib, y_calib, model_sha256=model_sha256, extra={"mode": "fast", "by": "bench"}
+) -> CalibratedScores:
+    """Fit both calibrators on calib (the hidden one when every pass holds its state)."""
+    import numpy as np
+
+    x_calib, y_calib, h_calib = _design(calib)
+    x_eval, y_eval, h_eval = _design(evaluation)
+    extra = {"mode": "fast", "by": "bench"}
+    v1 = fit_calibrator(x_calib, y_calib, model_sha256=model_sha256, extra=extra)
+    out_of_fold = cross_validated(x_calib, y_calib, l2=float(v1.fit["l2"]))
+    scores = CalibratedScores(
+        {"calibrated": out_of_fold.tolist()},
+        {"calibrated": v1.predict(x_eval).tolist()},
+        {"calibrated": dict(v1.fit)},
+        None,
     )
-    l2 = float(calibrator.fit["l2"])
-    out_of_fold = cross_validated(x_calib, y_calib, l2=l2)
-    x_eval, _ = _design(evaluation)
-    return out_of_fold.tolist(), calibrator.predict(x_eval).tolist(), dict(calibrator.fit)
+    if h_calib is None or h_eval is None:
+        return scores
+    v2 = fit_hidden_calibrator(x_calib, h_calib, y_calib, model_sha256=model_sha256, extra=extra)
+    setting = (int(v2.fit["components"]), float(v2.fit["l2"]))
+    scores.calib["hidden"] = out_of_fold_hidden(x_calib, h_calib, y_calib, grid=[setting])[
+        setting
+    ].tolist()
+    scores.evaluation["hidden"] = v2.predict(x_eval, h_eval).tolist()
+    scores.fits["hidden"] = dict(v2.fit)
+    shuffled_y = np.random.default_rng(SHUFFLE_SEED).permutation(y_calib)
+    probe = fit_hidden_calibrator(x_calib, h_calib, shuffled_y, model_sha256=model_sha256)
+    p_eval = probe.predict(x_eval, h_eval).tolist()
+    shuffled = {
+        "seed": SHUFFLE_SEED,
+        "components": probe.fit["components"],
+        "l2": probe.fit["l2"],
+        "calib_cv_auroc": probe.fit["auroc"],
+        "eval_auroc": metrics.auroc(p_eval, y_eval),
+        "eval_auroc_se": auroc_standard_error(p_eval, y_eval),
+    }
+    return replace(scores, shuffled=shuffled)
+
+
+def auroc_standard_error(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
+    """Hanley & McNeil's (1982) standard error of an AUROC."""
+    import math
+
+    a = metrics.auroc(list(scores), list(labels))
+    n_pos = sum(bool(v) for v in labels)
+    n_neg = len(labels) - n_pos
+    if a is None or not n_pos or not n_neg:
+        return None
+    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
+    var = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (n_pos * n_neg)
+    return round(math.sqrt(max(var, 0.0)), 4)
 
 
 def calib_operating_points(

@@ -13,7 +13,9 @@ from confkit import setting
 from edge_runtime.mcq import DOMAINS, SPLITS
 
 DEFAULT_PER_DOMAIN = 50  # the default run's accuracy subset: 350 questions, ~2 min of edge passes
-SIGNALS = ("bucket", "bucket_expectation", "letter", "calibrated")  # routing scores a bench reads
+# routing scores a bench reads; calibrated: p_correct from the output features (calibrator v1),
+# hidden: from those and the hidden state (v2)
+SIGNALS = ("bucket", "bucket_expectation", "letter", "calibrated", "hidden")
 SMALL_PER_DOMAIN = 3  # grammar, free and transformers: long law/medical/Kazakh prompts are slow
 
 __all__ = ["BenchConfig", "BenchConfigError", "DEFAULT_PER_DOMAIN", "SIGNALS"]

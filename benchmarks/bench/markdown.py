@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.bench.md import fmt as _fmt
+from benchmarks.bench.md import table as _table
+from benchmarks.bench.signal_tables import probe_lines, routellm_table, signals_side_by_side
 from benchmarks.bench.tables import MEAN
 
 CARD_COLUMNS = (
@@ -16,19 +19,6 @@ CARD_COLUMNS = (
     ("lift", "Lift"),
 )
 SIM_MARK = "†"
-
-
-def _fmt(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
 
 
 def card_table(model: dict[str, Any], *, simulated: bool) -> list[str]:
@@ -122,6 +112,12 @@ def speed_lines(model: dict[str, Any]) -> list[str]:
                 [[m, _fmt(v["median"]), _fmt(v["p95"])] for m, v in table.items()],
             ),
         ]
+        if "fast_hidden" in table:
+            lines += [
+                "",
+                "`fast_hidden`: `fast` with the hidden-state read at the letter (what the "
+                "version-2 calibrator needs); the two alternate per question.",
+            ]
         lines += [
             "",
             "Ratios of medians (same questions): "
@@ -195,19 +191,6 @@ def accuracy_by_domain(models: list[dict[str, Any]]) -> list[str]:
             cells.append(f"{row['edge_raw']:.1f} ± {se:.1f}")
         rows.append(["**Mean**" if domain == MEAN else domain, *cells])
     return _table(["Domain", *(m["label"] for m in models)], rows)
-
-
-def signals_side_by_side(models: list[dict[str, Any]]) -> list[str]:
-    """AUROC and ECE of every signal, per model."""
-    rows = []
-    for m in models:
-        cells = []
-        for signal in ("bucket", "bucket_expectation", "letter", "calibrated"):
-            cal = m["calibration"].get(signal)
-            cells.append("–" if not cal else f"{_fmt(cal['auroc'], 3)} / {_fmt(cal['ece'], 3)}")
-        rows.append([m["label"], *cells])
-    header = ["Model (AUROC / ECE)", "bucket", "E[bucket]", "letter", "calibrated"]
-    return _table(header, rows)
 
 
 def calib_points_table(model: dict[str, Any]) -> list[str]:
@@ -297,8 +280,12 @@ def render(report: dict[str, Any]) -> str:
             out += [
                 "",
                 "The best signal is picked after seeing eval, so this column is optimistic "
-                "by the choice among four signals; each signal's own row is in its section.",
+                "by the choice among the signals; each signal's own row is in its section.",
             ]
+        routellm = routellm_table(models)
+        if routellm:
+            out += ["", "### RouteLLM's metrics on eval (random: APGR 0.5, CPT 50 % / 80 %)"]
+            out += ["", *routellm]
     for m in models:
         out += _model_section(m, simulated=simulated)
     return "\n".join(out) + "\n"
@@ -328,8 +315,14 @@ def _model_section(m: dict[str, Any], *, simulated: bool) -> list[str]:
                 "calib questions; the calibrated signal fitted there too)",
                 "",
                 *calib_points_table(m),
+                *probe_lines(m),
             ]
             if m.get("calib_operating_points")
+            else []
+        ),
+        *(
+            ["", "### RouteLLM's metrics on eval", "", *routellm_table([m])]
+            if len(m.get("routellm") or {})
             else []
         ),
         "",

@@ -8,7 +8,7 @@ too, so "Cloud only" and the system accuracy at any tau come from the same repli
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -41,7 +41,8 @@ class Outcome:
     bucket: float | None
     bucket_expectation: float | None
     letter: float | None
-    calibrated: float | None
+    calibrated: float | None  # p_correct of the version-1 calibrator (output features)
+    hidden: float | None = None  # p_correct of the version-2 calibrator (+ hidden state)
 
     @property
     def local_correct(self) -> bool:
@@ -99,12 +100,15 @@ def cloud_pass(
 def combine(
     passes: Sequence[Pass],
     cloud: Sequence[str | None],
-    calibrated: Sequence[float | None] | None = None,
+    calibrated: Mapping[str, Sequence[float | None]] | None = None,
 ) -> list[Outcome]:
-    """One outcome per question; ``calibrated``: each pass's p_correct (None: no calibrator)."""
+    """One outcome per question; ``calibrated``: each pass's p_correct per calibrated signal
+    (``calibrated``, ``hidden``; a signal left out: None)."""
     outcomes = []
-    calibrated = calibrated if calibrated is not None else [None] * len(passes)
-    for item, cloud_letter, p_correct in zip(passes, cloud, calibrated, strict=True):
+    given = calibrated or {}
+    v1 = given.get("calibrated") or [None] * len(passes)
+    v2 = given.get("hidden") or [None] * len(passes)
+    for item, cloud_letter, p_correct, p_hidden in zip(passes, cloud, v1, v2, strict=True):
         question, result = item.question, item.result
         letter_p = (result.letter_probs or {}).get(result.letter or "")
         outcomes.append(
@@ -120,6 +124,7 @@ def combine(
                 bucket_expectation=_expectation(result.bucket_probs),
                 letter=letter_p,
                 calibrated=p_correct,
+                hidden=p_hidden,
             )
         )
     return outcomes

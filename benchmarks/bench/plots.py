@@ -10,7 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-SIGNAL_STYLE = {"bucket": "-", "bucket_expectation": ":", "letter": "--", "calibrated": "-."}
+SIGNAL_STYLE = {
+    "bucket": "-",
+    "bucket_expectation": ":",
+    "letter": "--",
+    "calibrated": "-.",
+    "hidden": "-",
+}
+SIGNAL_WIDTH = {"hidden": 2.8}  # bucket and hidden share the solid line: hidden is the thick one
 
 
 def plots_available() -> str | None:
@@ -57,9 +64,22 @@ def _tau_sweep(plt: Any, models: list[dict[str, Any]]) -> Any:
             taus = [p["tau"] for p in sweep]
             style = SIGNAL_STYLE.get(signal, "-")
             label = f"{_label(model)} {signal}"
-            acc_ax.plot(taus, [100 * p["accuracy"] for p in sweep], style, color=color, label=label)
+            width = SIGNAL_WIDTH.get(signal, 1.5)
+            acc_ax.plot(
+                taus,
+                [100 * p["accuracy"] for p in sweep],
+                style,
+                color=color,
+                label=label,
+                linewidth=width,
+            )
             frac_ax.plot(
-                taus, [p["cloud_fraction"] for p in sweep], style, color=color, label=label
+                taus,
+                [p["cloud_fraction"] for p in sweep],
+                style,
+                color=color,
+                label=label,
+                linewidth=width,
             )
         bucket = model["sweeps"].get("bucket")
         if bucket:
@@ -112,6 +132,7 @@ def _risk_coverage(plt: Any, models: list[dict[str, Any]]) -> Any:
                 [p[1] for p in points],
                 SIGNAL_STYLE.get(signal, "-"),
                 marker=".",
+                linewidth=SIGNAL_WIDTH.get(signal, 1.5),
                 color=f"C{index}",
                 label=f"{_label(model)} {signal}",
             )
@@ -125,7 +146,7 @@ def _risk_coverage(plt: Any, models: list[dict[str, Any]]) -> Any:
 
 
 def _latency(plt: Any, models: list[dict[str, Any]]) -> Any:
-    modes = ["floor", "fast", "grammar", "free", "transformers"]
+    modes = ["floor", "fast", "fast_hidden", "grammar", "free", "transformers"]
     if not any(model["speed"]["small_subset_latency_ms"] for model in models):
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5))

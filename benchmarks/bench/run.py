@@ -155,18 +155,22 @@ def _outcomes(
     result: dict[str, Any],
 ) -> list[Outcome]:
     """Eval outcomes; with calib questions, the calibrator and the taus come from calib."""
-    if not sets.calib:
+    if not sets.calib:  # the loaded calibrator's p_correct, under the signal it reads
         p_correct = [runtime.p_correct(p.question, p.result) for p in edge]
-        return combine(edge, sets.cloud, p_correct)
+        loaded = runtime.calibrator
+        signal = "hidden" if loaded is not None and loaded.needs_hidden else "calibrated"
+        return combine(edge, sets.cloud, {signal: p_correct})
     calib = edge_pass(
         runtime, sets.calib, store=store, progress=config.progress, desc="edge (calib)"
     )
     sha256 = runtime.model.file.sha256
-    p_calib, p_eval, fit = calibrated_scores(calib, edge, model_sha256=sha256)
-    result["calibrator_fit"] = fit
+    fitted = calibrated_scores(calib, edge, model_sha256=sha256)
+    result["calibrator_fit"] = fitted.fits["calibrated"]
+    result["hidden_calibrator_fit"] = fitted.fits.get("hidden")
+    result["shuffled_label_probe"] = fitted.shuffled
     result["passes"]["calib_cached"] = sum(p.cached for p in calib)
-    outcomes = combine(edge, sets.cloud, p_eval)
-    calib_outcomes = combine(calib, sets.calib_cloud, p_calib)
+    outcomes = combine(edge, sets.cloud, fitted.evaluation)
+    calib_outcomes = combine(calib, sets.calib_cloud, fitted.calib)
     result["calib_operating_points"] = calib_operating_points(calib_outcomes, outcomes)
     result["calib_raw_accuracy"] = round(
         sum(o.local_correct for o in calib_outcomes) / len(calib_outcomes), 4
@@ -197,6 +201,7 @@ def _routing_numbers(outcomes: list[Any], signal: str, tau: float) -> dict[str, 
         "calibration": tables.calibration(outcomes),
         "operating_points": tables.operating_points(outcomes),
         "sweeps": tables.sweeps(outcomes),
+        "routellm": tables.routellm(outcomes),
     }
 
 

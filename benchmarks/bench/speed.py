@@ -35,10 +35,13 @@ def fast_speed(outcomes: Sequence[Outcome]) -> dict[str, Any]:
 def small_subset_runs(
     runtime: EdgeRuntime, questions: Sequence[Question], *, progress: bool = True
 ) -> list[dict[str, Any]]:
-    """Per question: the floor (whole prompt, nothing cached), fast, grammar and free."""
+    """Per question: the floor (whole prompt, nothing cached), fast without and with the
+    hidden-state read (in alternating order, so neither always runs second), grammar, free."""
     rows = []
     engine = runtime.engine
-    for q in tqdm(questions, desc="speed (grammar, free)", unit="q", disable=not progress):
+    for n, q in enumerate(
+        tqdm(questions, desc="speed (fast, grammar, free)", unit="q", disable=not progress)
+    ):
         prompt = runtime.prompt_tokens(q)
         engine.reset()
         _, floor_ms = timed_ms(engine.logits_after, prompt)
@@ -48,8 +51,13 @@ def small_subset_runs(
             "prompt_tokens": len(prompt),
             "floor_ms": floor_ms,
         }
-        for mode in (Mode.FAST, Mode.GRAMMAR, Mode.FREE):
+        for hidden in (False, True) if n % 2 == 0 else (True, False):
             runtime.warm()  # the cache holds the system prompt only, as for a new question
+            result, ms = timed_ms(runtime.run_edge, q, mode=Mode.FAST, hidden=hidden)
+            row["fast_hidden_ms" if hidden else "fast_ms"] = ms
+            row["fast_hidden_letter" if hidden else "fast_letter"] = result.letter
+        for mode in (Mode.GRAMMAR, Mode.FREE):
+            runtime.warm()
             result, ms = timed_ms(runtime.run_edge, q, mode=mode)
             row[f"{mode.value}_ms"] = ms
             row[f"{mode.value}_letter"] = result.letter
@@ -89,7 +97,8 @@ def mode_latency(rows: Sequence[dict[str, Any]], baseline: Sequence[float] = ())
     """Median/p95 per mode on the small subset, plus the transformers baseline if it ran."""
     table = {
         mode: summary([r[f"{mode}_ms"] for r in rows])
-        for mode in ("floor", "fast", "grammar", "free")
+        for mode in ("floor", "fast", "fast_hidden", "grammar", "free")
+        if all(f"{mode}_ms" in r for r in rows)
     }
     if baseline:
         table["transformers"] = summary(list(baseline))
@@ -100,6 +109,7 @@ def ratios(table: dict[str, dict[str, float]]) -> dict[str, float]:
     """Ratios of medians on the same questions: how much each alternative costs vs ``fast``."""
     med = {name: value["median"] for name, value in table.items()}
     pairs = [
+        ("fast_hidden", "fast"),
         ("grammar", "fast"),
         ("free", "fast"),
         ("fast", "floor"),

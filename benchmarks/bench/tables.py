@@ -12,6 +12,7 @@ from typing import Any
 
 from benchmarks.bench.config import SIGNALS
 from benchmarks.bench.outcomes import Outcome
+from benchmarks.bench.routellm import routellm_metrics
 from edge_runtime.routing import metrics
 
 MEAN = "mean"
@@ -126,4 +127,21 @@ def operating_points(
             point = metrics.operating_point(scores, local, cloud, pick.tau)
             points[f"{fraction:.2f}"] = {**asdict(point), "note": pick.note}
         result[signal] = points
+    return result
+
+
+def routellm(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """Per signal: RouteLLM's APGR (± bootstrap SE) and CPT(50 %) / CPT(80 %)."""
+    result: dict[str, Any] = {}
+    for signal in SIGNALS:
+        scores, local, cloud = _arrays(outcomes, signal)
+        if all(s is None for s in scores):
+            continue
+        m = routellm_metrics(scores, local, cloud)
+        result[signal] = {
+            "apgr": None if m.apgr is None else round(m.apgr, 4),
+            "apgr_se": None if m.apgr_se is None else round(m.apgr_se, 4),
+            "cpt50": None if m.cpt50 is None else round(m.cpt50, 4),
+            "cpt80": None if m.cpt80 is None else round(m.cpt80, 4),
+        }
     return result

@@ -45,10 +45,19 @@ def pick_model(bench: dict[str, Any], label: str | None) -> dict[str, Any]:
     raise BenchFileError(f"no model {label!r} in the bench file")
 
 
+def score_column(rows: Sequence[dict[str, Any]], signal: Signal) -> str:
+    """The bench column a runtime signal reads: ``calibrated`` routes on the loaded calibrator's
+    p_correct, the hidden-state one (bench column ``hidden``) where the bench has it."""
+    if signal is Signal.CALIBRATED and any(r.get("hidden") is not None for r in rows):
+        return "hidden"
+    return signal.value
+
+
 def _recommend(
     rows: Sequence[dict[str, Any]], signal: Signal, target: dict[str, float]
 ) -> dict[str, Any]:
-    scores = [r[signal.value] for r in rows]
+    column = score_column(rows, signal)
+    scores = [r.get(column) for r in rows]
     local = [r["local_correct"] for r in rows]
     cloud = [r["cloud_correct"] for r in rows]
     pick = metrics.recommend_tau(
@@ -72,7 +81,8 @@ def recommend(
     """The tau file's content for one model and one target."""
     model = pick_model(bench, model_label)
     rows = model["questions"]
-    if all(r.get(signal.value) is None for r in rows):
+    column = score_column(rows, signal)
+    if all(r.get(column) is None for r in rows):
         raise BenchFileError(
             f"the bench has no {signal.value!r} scores for this model"
             + (
@@ -99,5 +109,7 @@ def recommend(
             "git_commit": bench.get("git_commit"),
         },
     }
+    if signal is Signal.CALIBRATED:
+        table["p_correct_version"] = 2 if column == "hidden" else 1
     TauTable.from_dict(table)  # what we write, the runtime must read
     return table

@@ -10,7 +10,12 @@ sha256) by ``edge_runtime.routing.fit`` and stored as a small versioned JSON::
      "feature_names": [...], "weights": [...], "bias": b, "mean": [...], "std": [...],
      "fit": {"n": ..., "split": "calib", "auroc": ..., "ece": ..., "created_at": ..., ...}}
 
-Applying it needs numpy only.
+Version 2 adds the model's final hidden state where the letter is read (see
+``edge_runtime.decoding``): ``"hidden": {"size": d, "position": "letter", "weights": [d]}``.
+Its standardisation and projection (PCA, fitted on calib by ``edge_runtime.routing.fit_hidden``)
+are linear, so they are folded into those ``d`` weights on the raw hidden state and the bias:
+p = sigmoid(w . (x - mean) / std + u . h + b). Version 1 files keep loading. Applying either
+needs numpy only.
 """
 
 from __future__ import annotations
@@ -28,13 +33,20 @@ import numpy as np
 from numpy.typing import NDArray
 
 from edge_runtime.decoding import EdgeResult
-from edge_runtime.errors import CalibratorFormatError, CalibratorMismatchError
+from edge_runtime.errors import (
+    CalibratorFormatError,
+    CalibratorHiddenSizeError,
+    CalibratorMismatchError,
+)
 from edge_runtime.mcq import DOMAINS  # a domain outside these gets all-zero domain features
 from edge_runtime.question import Question
 from edge_runtime.schema import BUCKETS
 
 FORMAT = "foggen-calibrator"
-VERSION = 1
+VERSION = 1  # features of the output distributions only
+HIDDEN_VERSION = 2  # ... and the hidden state where the letter is read
+VERSIONS = (VERSION, HIDDEN_VERSION)
+HIDDEN_POSITION = "letter"  # the token before the letter, whose logits choose it
 CALIBRATORS_DIR = "calibrators"
 FEATURE_NAMES: tuple[str, ...] = (
     *(f"bucket_p_{b}" for b in BUCKETS),
@@ -79,6 +91,21 @@ def sigmoid(z: Vector) -> Vector:
     return np.exp(-np.logaddexp(0.0, -z))
 
 
+def shipped_path(sha256: str) -> Path:
+    """Where the package keeps the calibrator it ships for a named model."""
+    return Path(__file__).resolve().parent.parent / "data" / CALIBRATORS_DIR / f"{sha256}.json"
+
+
+def shipped_calibrator(sha256: str, *, model_reference: str | None = None) -> Calibrator | None:
+    """The calibrator shipped with the package for this model, or None."""
+    path = shipped_path(sha256)
+    if not path.is_file():
+        return None
+    calibrator = Calibrator.load(path, model_reference=model_reference)
+    calibrator.check_model(sha256, model_reference=model_reference)
+    return calibrator
+
+
 def calibrator_path(home: Path, sha256: str) -> Path:
     """Where the calibrator of the model with this sha256 lives in the cache."""
     return home / CALIBRATORS_DIR / f"{sha256}.json"
@@ -95,6 +122,7 @@ class Calibrator:
     mean: Vector
     std: Vector
     fit: Mapping[str, Any] = field(default_factory=dict)
+    hidden_weights: Vector | None = None  # version 2: weights on the raw hidden state
 
     def __post_init__(self) -> None:
         n = len(self.feature_names)
@@ -104,14 +132,44 @@ class Calibrator:
                 raise ValueError(f"{name} must hold {n} finite numbers")
         if not np.all(self.std > 0) or not math.isfinite(self.bias):
             raise ValueError("std must be positive and the bias finite")
+        u = self.hidden_weights
+        if u is not None and (u.ndim != 1 or not len(u) or not np.all(np.isfinite(u))):
+            raise ValueError("hidden weights must be a non-empty vector of finite numbers")
 
-    def predict(self, rows: Vector) -> Vector:
-        """p_correct of each row of a (n, features) matrix."""
+    @property
+    def needs_hidden(self) -> bool:
+        return self.hidden_weights is not None
+
+    @property
+    def version(self) -> int:
+        """The format version this calibrator is written in (and which signal it reads)."""
+        return HIDDEN_VERSION if self.needs_hidden else VERSION
+
+    @property
+    def hidden_size(self) -> int | None:
+        return None if self.hidden_weights is None else len(self.hidden_weights)
+
+    def predict(self, rows: Vector, hidden: Vector | None = None) -> Vector:
+        """p_correct of each row of a (n, features) matrix (and (n, d) hidden states)."""
         z = (np.atleast_2d(rows) - self.mean) / self.std
-        return sigmoid(z @ self.weights + self.bias)
+        logit = z @ self.weights + self.bias
+        if self.hidden_weights is not None:
+            if hidden is None:
+                raise ValueError("this calibrator reads the hidden state: pass it")
+            logit = (
+                logit + np.atleast_2d(np.asarray(hidden, dtype=np.float64)) @ self.hidden_weights
+            )
+        return sigmoid(logit)
 
-    def p_correct(self, x: Vector) -> float:
-        return float(self.predict(x)[0])
+    def p_correct(self, x: Vector, hidden: Vector | None = None) -> float:
+        return float(self.predict(x, hidden)[0])
+
+    def check_hidden_size(
+        self, size: int, *, source: str = "the calibrator", model_reference: str | None = None
+    ) -> None:
+        """Refuse a hidden-state calibrator whose width is not the model's."""
+        if self.hidden_size is not None and self.hidden_size != size:
+            raise CalibratorHiddenSizeError(source, size, self.hidden_size, model_reference)
 
     def check_model(self, sha256: str, *, model_reference: str | None = None) -> None:
         """Refuse to apply a calibrator fitted for another GGUF."""
@@ -120,17 +178,24 @@ class Calibrator:
 
     # -- the JSON format ------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "format": FORMAT,
-            "version": VERSION,
+            "version": self.version,
             "model_sha256": self.model_sha256,
             "feature_names": list(self.feature_names),
             "weights": self.weights.tolist(),
             "bias": self.bias,
             "mean": self.mean.tolist(),
             "std": self.std.tolist(),
-            "fit": dict(self.fit),
         }
+        if self.hidden_weights is not None:
+            data["hidden"] = {
+                "size": len(self.hidden_weights),
+                "position": HIDDEN_POSITION,
+                "weights": self.hidden_weights.tolist(),
+            }
+        data["fit"] = dict(self.fit)
+        return data
 
     def save(self, path: Path) -> Path:
         """Write the JSON atomically (a temporary file beside it, then a rename)."""
@@ -154,8 +219,11 @@ class Calibrator:
 
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise refuse(f"not a {FORMAT} file")
-        if data.get("version") != VERSION:
-            raise refuse(f"version {data.get('version')!r}, this runtime reads {VERSION}")
+        version = data.get("version")
+        if version not in VERSIONS:
+            raise refuse(
+                f"version {version!r}, this runtime reads {' and '.join(map(str, VERSIONS))}"
+            )
         names = tuple(data.get("feature_names") or ())
         if names != FEATURE_NAMES:
             raise refuse("its features differ from this runtime's")
@@ -168,6 +236,7 @@ class Calibrator:
                 mean=np.asarray(data["mean"], dtype=np.float64),
                 std=np.asarray(data["std"], dtype=np.float64),
                 fit=dict(data.get("fit") or {}),
+                hidden_weights=_hidden_weights(data) if version == HIDDEN_VERSION else None,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise refuse(f"bad or missing field ({exc})") from exc
@@ -198,3 +267,15 @@ class Calibrator:
         calibrator = cls.load(path, model_reference=model_reference)
         calibrator.check_model(sha256, model_reference=model_reference)
         return calibrator
+
+
+def _hidden_weights(data: dict[str, Any]) -> Vector:
+    hidden = data["hidden"]
+    if hidden.get("position") != HIDDEN_POSITION:
+        raise ValueError(
+            f"hidden state read at {hidden.get('position')!r}, not {HIDDEN_POSITION!r}"
+        )
+    weights = np.asarray(hidden["weights"], dtype=np.float64)
+    if weights.shape != (int(hidden["size"]),):
+        raise ValueError(f"{len(weights)} hidden weights for a size of {hidden['size']}")
+    return weights

@@ -79,6 +79,14 @@ def design(observations: list[Observation]) -> tuple[Matrix, Labels]:
     return x, np.array([o.correct for o in observations], dtype=bool)
 
 
+def hidden_design(observations: list[Observation]) -> Matrix:
+    """The hidden states of the observations' passes, one row each."""
+    missing = sum(o.result.hidden is None for o in observations)
+    if missing:
+        raise ValueError(f"{missing} of {len(observations)} passes hold no hidden state")
+    return np.array([o.result.hidden for o in observations], dtype=np.float64)
+
+
 def standardisation(x: Matrix) -> tuple[Matrix, Matrix]:
     """Column means and standard deviations (a constant column gets std 1)."""
     mean = x.mean(axis=0)

@@ -14,6 +14,7 @@ rows can be committed (compact) and given back with ``seed`` on another machine.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm import tqdm
 
 from edge_runtime.config import Mode
@@ -33,7 +35,7 @@ from edge_runtime.runtime import EdgeRuntime
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2  # 2: the hidden state where the letter is read (float16, base64)
 PASSES_DIR = "passes"
 
 
@@ -63,6 +65,7 @@ def settings_fingerprint(runtime: EdgeRuntime) -> str:
     settings = {
         "format": FORMAT,
         "mode": Mode.FAST.value,
+        "hidden": "letter",  # where the hidden state is read (the split decode there)
         "n_batch": runtime.config.n_batch,
         "cache_prefix": runtime.config.cache_prefix,
         "prompt": prompt.hexdigest()[:16],
@@ -126,6 +129,7 @@ class PassStore:
             "bucket_probs": r.bucket_probs,
             "letter_probs": r.letter_probs,
             "n_prompt_tokens": r.n_prompt_tokens,
+            "hidden": encode_hidden(r.hidden),
             "edge_ms": round(item.edge_ms, 3),
             "at": round(time.time()),
         }
@@ -155,7 +159,21 @@ def result_from_row(row: dict[str, Any]) -> EdgeResult:
         bucket_probs=row["bucket_probs"],
         letter_probs=row["letter_probs"],
         n_prompt_tokens=row["n_prompt_tokens"],
+        hidden=decode_hidden(row.get("hidden")),
     )
+
+
+def encode_hidden(hidden: np.ndarray | None) -> str | None:
+    """A hidden state as base64 of little-endian float16 (a 1536-wide state: 4 kB a row)."""
+    if hidden is None:
+        return None
+    return base64.b64encode(np.asarray(hidden, dtype="<f2").tobytes()).decode("ascii")
+
+
+def decode_hidden(text: str | None) -> np.ndarray | None:
+    if not text:
+        return None
+    return np.frombuffer(base64.b64decode(text), dtype="<f2").astype(np.float32)
 
 
 def _ends_mid_line(path: Path) -> bool:
@@ -202,7 +220,7 @@ def fast_passes(
     bar = tqdm(missing, desc=desc, unit="q", file=sys.stderr, disable=not progress or not missing)
     for question in bar:
         started = time.perf_counter()
-        result = runtime.run_edge(question, mode=Mode.FAST)
+        result = runtime.run_edge(question, mode=Mode.FAST, hidden=True)
         item = Pass(question, result, (time.perf_counter() - started) * 1000.0, cached=False)
         if store is not None:
             store.add(item)

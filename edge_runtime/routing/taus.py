@@ -7,11 +7,12 @@ The file (JSON, written by ``benchmarks.bench.tau``)::
      "target": {"cloud_fraction": 0.3} or {"accuracy": 0.6},
      "global": {"tau": 0.25, "cloud_fraction": ..., "accuracy": ..., "met": ..., "note": ...},
      "domains": {"law": {"tau": ..., ...}, ...},
-     "source": {"bench": "...", "split": "...", "n_questions": ..., "git_commit": "..."}}
+     "source": {"bench": "...", "split": "...", "n_questions": ..., "git_commit": "..."},
+     "p_correct_version": 1 | 2}   (signal calibrated: which calibrator's scale; optional)
 
 A question whose domain has an entry uses that tau, any other the global one. Thresholds are on
 the scale of one signal and were measured on one model: a file made for another model or
-signal is refused.
+signal is refused, and so is a ``calibrated`` file made on another calibrator version's scale.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class TauTable:
     model_sha256: str
     global_tau: float
     domains: MappingProxyType[str, float]
+    p_correct_version: int | None = None
 
     def tau_for(self, domain: str | None) -> float:
         return self.domains.get(domain or "", self.global_tau)
@@ -55,6 +57,7 @@ class TauTable:
                 model_sha256=str(data["model_sha256"]),
                 global_tau=validate_tau(data["global"]["tau"]),
                 domains=MappingProxyType(domains),
+                p_correct_version=_version(data.get("p_correct_version")),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise TauTableError(f"{origin}: malformed tau file ({exc})") from exc
@@ -67,8 +70,22 @@ class TauTable:
             raise TauTableError(f"cannot read the tau file {path}: {exc}") from exc
         return cls.from_dict(data, origin=str(path))
 
-    def check(self, *, model_sha256: str, signal: Signal, origin: str) -> None:
+    def check(
+        self,
+        *,
+        model_sha256: str,
+        signal: Signal,
+        origin: str,
+        p_correct_version: int | None = None,
+    ) -> None:
         """Refuse thresholds measured on another model or another signal's scale."""
+        mine, theirs = self.p_correct_version, p_correct_version
+        if signal is Signal.CALIBRATED and mine and theirs and mine != theirs:
+            raise TauTableError(
+                f"{origin} holds thresholds for calibrator version {mine}, but the loaded "
+                f"calibrator is version {theirs}; re-run 'foggen tau recommend' on a bench "
+                "of this calibrator"
+            )
         if self.model_sha256 != model_sha256:
             raise TauTableError(
                 f"{origin} was made for model {self.model_sha256[:12]}..., not the loaded "
@@ -79,3 +96,11 @@ class TauTable:
                 f"{origin} holds thresholds for --signal {self.signal.value}, but the runtime "
                 f"routes on --signal {signal.value}; pass --signal {self.signal.value}"
             )
+
+
+def _version(value: Any) -> int | None:
+    if value is None:
+        return None
+    if value not in (1, 2):
+        raise ValueError(f"p_correct_version {value!r} (1 or 2 expected)")
+    return int(value)

@@ -24,7 +24,23 @@ def register(commands: Any) -> None:
         description="Run every calib question once through the fast pass (passes are cached in "
         "$FOGGEN_HOME/passes per model, so a refit or an interrupted run does not repeat them), "
         "fit a logistic calibrator on whether the local letter was right, and report its "
-        "cross-validated AUROC and ECE.",
+        "cross-validated AUROC and ECE. By default it reads the model's hidden state where the "
+        "letter is read as well as the output distributions (format version 2); --reads "
+        "outputs fits version 1. Your fit overrides the one shipped for a named model.",
+    )
+    fit.add_argument(
+        "--reads",
+        choices=("hidden", "outputs"),
+        default="hidden",
+        help="hidden: the hidden state and the output features (version 2, default); "
+        "outputs: the output features only (version 1)",
+    )
+    fit.add_argument(
+        "--components",
+        type=int,
+        default=None,
+        metavar="K",
+        help="principal components of the hidden state (default: chosen by cross-validation)",
     )
     add_flags(fit, RuntimeConfig, only=("model", "n_threads", "n_ctx"))
     fit.add_argument("--limit", type=int, metavar="N", help="at most N calib questions per domain")
@@ -49,13 +65,16 @@ def run_fit(args: argparse.Namespace) -> int:
     from edge_runtime.errors import ConfigError
     from edge_runtime.mcq import stratified
     from edge_runtime.routing.calibrator import calibrator_path
-    from edge_runtime.routing.fit import design, fit_calibrator, observe
+    from edge_runtime.routing.fit import design, fit_calibrator, hidden_design, observe
+    from edge_runtime.routing.fit_hidden import fit_hidden_calibrator
     from edge_runtime.routing.passes import PassStore
     from edge_runtime.routing.rule import Signal
     from edge_runtime.runtime import EdgeRuntime
 
     if args.limit is not None and args.limit <= 0:
         raise ConfigError("--limit must be a positive number of questions per domain")
+    if args.components is not None and (args.components <= 0 or args.reads != "hidden"):
+        raise ConfigError("--components takes a positive number, with --reads hidden")
     # the fit reads fast passes only, and a stale or foreign calibrator must not block a refit
     config = replace(
         runtime_config(args), calibrator=NO_CALIBRATOR, signal=Signal.BUCKET, mode=Mode.FAST
@@ -73,7 +92,18 @@ def run_fit(args: argparse.Namespace) -> int:
     x, y = design(observations)
     extra = {"per_domain_limit": args.limit, "model_reference": file.reference, "mode": "fast"}
     try:
-        calibrator = fit_calibrator(x, y, model_sha256=file.sha256, l2=args.l2, extra=extra)
+        if args.reads == "hidden":
+            calibrator = fit_hidden_calibrator(
+                x,
+                hidden_design(observations),
+                y,
+                model_sha256=file.sha256,
+                components=args.components,
+                l2=args.l2,
+                extra=extra,
+            )
+        else:
+            calibrator = fit_calibrator(x, y, model_sha256=file.sha256, l2=args.l2, extra=extra)
     except ValueError as exc:  # e.g. too few right (or wrong) answers to fit on
         raise ConfigError(str(exc)) from exc
     out = calibrator.save(Path(args.out) if args.out else calibrator_path(home, file.sha256))
@@ -81,10 +111,15 @@ def run_fit(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(fit))
     else:
+        reads = (
+            f"hidden state ({fit['components']} components) and outputs"
+            if calibrator.needs_hidden
+            else "outputs"
+        )
         print(
-            f"calibrator for {file.sha256[:12]}... fitted on {fit['n']} calib questions "
-            f"({fit['n_correct']} right): cross-validated AUROC {_num(fit['auroc'])}, "
-            f"ECE {_num(fit['ece'])}\nwritten to {out}"
+            f"calibrator v{calibrator.version} ({reads}) for {file.sha256[:12]}... fitted on "
+            f"{fit['n']} calib questions ({fit['n_correct']} right): cross-validated AUROC "
+            f"{_num(fit['auroc'])}, ECE {_num(fit['ece'])}\nwritten to {out}"
         )
     return EXIT_OK
 
