@@ -101,8 +101,14 @@ def test_report_carries_provenance_calibration_and_speed(report: dict[str, Any])
     assert len(model["sweeps"]["letter"]["tau_sweep"]) == 21
     speed = model["speed"]
     assert speed["fast"]["n"] == 6 and speed["fast"]["questions_per_s"] > 0
-    assert set(speed["small_subset_latency_ms"]) == {"floor", "fast", "grammar", "free"}
+    modes = {"floor", "fast", "fast_hidden", "grammar", "free"}
+    assert set(speed["small_subset_latency_ms"]) == modes
     assert speed["ratios_of_medians"]["grammar / fast"] > 0
+    assert speed["ratios_of_medians"]["fast_hidden / fast"] > 0
+    # every signal the passes allow (the hidden one needs --calib), RouteLLM's metrics for each
+    assert set(model["routellm"]) == {"bucket", "bucket_expectation", "letter"}
+    for r in model["routellm"].values():
+        assert all(r[k] is None or 0.0 <= r[k] <= 1.0 for k in ("cpt50", "cpt80"))
     assert speed["engine"]["prompt_eval_tokens_per_s"] > 0
     assert "no --hf-checkpoint" in speed["transformers"]["skipped"]
     assert model["format_compliance"]["n"] == 2

@@ -52,6 +52,7 @@ def run_list(args: argparse.Namespace) -> int:
     from edge_runtime.catalog import CATALOG, installed
     from edge_runtime.config import foggen_home
     from edge_runtime.models import assembled_path
+    from edge_runtime.routing.calibrator import calibrator_path, shipped_path
 
     home = foggen_home()
     rows = []
@@ -69,6 +70,11 @@ def run_list(args: argparse.Namespace) -> int:
                 "sha256": model.sha256,
                 "size_bytes": model.size,
                 "licence": model.licence,
+                "calibrator": "own fit"
+                if calibrator_path(home, model.sha256).is_file()
+                else "shipped"
+                if shipped_path(model.sha256).is_file()
+                else None,
             }
         )
     if args.json:
@@ -77,7 +83,8 @@ def run_list(args: argparse.Namespace) -> int:
     for row in rows:
         state = "assembled" if row["assembled"] else "installed" if row["installed"] else "-"
         extra = f"[{row['extra']}]" if row["extra"] else "(built in)"
-        print(f"{row['name']:20} {state:10} {extra:13} {row['title']}")
+        calibrator = f"calibrator: {row['calibrator']}" if row["calibrator"] else ""
+        print(f"{row['name']:20} {state:10} {extra:13} {row['title']}  {calibrator}".rstrip())
         if row["path"]:
             print(f"{'':20} {row['path']}")
     return EXIT_OK
