@@ -3,8 +3,11 @@
 - The calibrated signals: calibrators fitted on the calib passes of this run (as ``foggen
   calibrator fit`` would): ``calibrated`` reads the output distributions (version 1),
   ``hidden`` the hidden state too (version 2); applied to eval, on calib their out-of-fold
-  predictions. A sanity check fits the hidden one on shuffled calib labels: on eval it must
-  rank no better than chance.
+  predictions. A sanity check fits the hidden one on shuffled calib labels, many times: on
+  eval those probes must rank at chance on average. Their spread is the null distribution the
+  real probe's AUROC is read against: a random direction of the hidden state also separates
+  domains, and the domains differ in accuracy, so one shuffled probe strays from 0.5 by more
+  than an AUROC's usual standard error.
 - The recommender's operating points: per signal, the tau that routes the target fraction of
   the *calib* questions, applied to eval, with the card table there.
 """
@@ -29,6 +32,7 @@ TARGET_FRACTIONS = (0.7, 0.5)
 
 
 SHUFFLE_SEED = 20261130
+SHUFFLES = 20
 
 
 def _design(passes: Sequence[Pass]) -> tuple[Any, Any, Any]:
@@ -49,7 +53,7 @@ class CalibratedScores:
     calib: dict[str, list[float]]
     evaluation: dict[str, list[float]]
     fits: dict[str, dict[str, Any]]
-    shuffled: dict[str, Any] | None  # the hidden probe fitted on shuffled calib labels
+    shuffled: dict[str, Any] | None  # hidden probes fitted on shuffled calib labels
 
 
 def calibrated_scores(
@@ -78,25 +82,51 @@ def calibrated_scores(
     ].tolist()
     scores.evaluation["hidden"] = v2.predict(x_eval, h_eval).tolist()
     scores.fits["hidden"] = dict(v2.fit)
-    shuffled_y = np.random.default_rng(SHUFFLE_SEED).permutation(y_calib)
-    probe = fit_hidden_calibrator(x_calib, h_calib, shuffled_y, model_sha256=model_sha256)
-    p_eval = probe.predict(x_eval, h_eval).tolist()
-    shuffled = {
-        "seed": SHUFFLE_SEED,
-        "components": probe.fit["components"],
-        "l2": probe.fit["l2"],
-        "calib_cv_auroc": probe.fit["auroc"],
-        "eval_auroc": metrics.auroc(p_eval, y_eval),
-        "eval_auroc_se": auroc_standard_error(p_eval, y_eval),
-    }
+    shuffled = shuffled_label_probes(x_calib, h_calib, y_calib, x_eval, h_eval, y_eval)
+    real = metrics.auroc(scores.evaluation["hidden"], y_eval)
+    null = shuffled["eval_auroc"]
+    shuffled["real_eval_auroc"] = real
+    shuffled["real_above_fraction"] = (
+        None if real is None else round(float(np.mean([real > a for a in null])), 4)
+    )
     return replace(scores, shuffled=shuffled)
 
 
-def auroc_standard_error(scores: Sequence[float], labels: Sequence[bool]) -> float | None:
-    """Hanley & McNeil's (1982) standard error of an AUROC."""
+def shuffled_label_probes(
+    x_calib: Any, h_calib: Any, y_calib: Any, x_eval: Any, h_eval: Any, y_eval: Any
+) -> dict[str, Any]:
+    """The hidden-state fit on :data:`SHUFFLES` permutations of the calib labels, each
+    measured on eval: the AUROCs, their mean and spread."""
+    import numpy as np
+
+    rng = np.random.default_rng(SHUFFLE_SEED)
+    aurocs, cv = [], []
+    for _ in range(SHUFFLES):
+        probe = fit_hidden_calibrator(
+            x_calib, h_calib, rng.permutation(y_calib), model_sha256="shuffled"
+        )
+        aurocs.append(metrics.auroc(probe.predict(x_eval, h_eval).tolist(), y_eval))
+        cv.append(probe.fit["auroc"])
+    values = np.array([a for a in aurocs if a is not None], dtype=np.float64)
+    return {
+        "seed": SHUFFLE_SEED,
+        "n": SHUFFLES,
+        "eval_auroc": [None if a is None else round(a, 4) for a in aurocs],
+        "eval_auroc_mean": round(float(values.mean()), 4) if len(values) else None,
+        "eval_auroc_sd": round(float(values.std(ddof=1)), 4) if len(values) > 1 else None,
+        "calib_cv_auroc_mean": round(float(np.mean([c for c in cv if c is not None])), 4),
+        "hanley_mcneil_se": auroc_standard_error([0.0] * len(y_eval), y_eval, at=0.5),
+    }
+
+
+def auroc_standard_error(
+    scores: Sequence[float], labels: Sequence[bool], *, at: float | None = None
+) -> float | None:
+    """Hanley & McNeil's (1982) standard error of the AUROC of ``scores`` (or of an AUROC
+    ``at`` a given value on these labels)."""
     import math
 
-    a = metrics.auroc(list(scores), list(labels))
+    a = at if at is not None else metrics.auroc(list(scores), list(labels))
     n_pos = sum(bool(v) for v in labels)
     n_neg = len(labels) - n_pos
     if a is None or not n_pos or not n_neg:

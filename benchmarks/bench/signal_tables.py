@@ -62,9 +62,15 @@ def probe_lines(m: dict[str, Any]) -> list[str]:
         f"questions; CV AUROC {_fmt(fit['auroc'], 3)}, ECE {_fmt(fit['ece'], 3)}."
     ]
     if shuffled:
+        values = [a for a in shuffled["eval_auroc"] if a is not None]
         lines.append(
-            f"Sanity check: the same fit on shuffled calib labels (seed {shuffled['seed']}) "
-            f"ranks eval at AUROC {_fmt(shuffled['eval_auroc'], 3)} ± "
-            f"{_fmt(shuffled['eval_auroc_se'], 3)} (chance: 0.5)."
+            f"Sanity check: the same fit on {shuffled['n']} permutations of the calib labels "
+            f"(seed {shuffled['seed']}) ranks eval at AUROC {_fmt(shuffled['eval_auroc_mean'], 3)}"
+            f" ± {_fmt(shuffled['eval_auroc_sd'], 3)} (mean ± SD over permutations; range "
+            f"{_fmt(min(values, default=None), 3)}–{_fmt(max(values, default=None), 3)}; "
+            f"chance: 0.5; an AUROC's Hanley–McNeil SE here would be "
+            f"{_fmt(shuffled['hanley_mcneil_se'], 3)}). The real probe's "
+            f"{_fmt(shuffled['real_eval_auroc'], 3)} is above "
+            f"{_fmt(100 * (shuffled['real_above_fraction'] or 0.0), 0)} % of them."
         )
     return ["", *lines]

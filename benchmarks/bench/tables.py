@@ -6,7 +6,7 @@ Percentages are 0-100 (the card's unit); fractions and scores stay 0-1.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -98,50 +98,51 @@ def calibration(outcomes: Sequence[Outcome], *, bins: int = 10) -> dict[str, Any
     return result
 
 
-def sweeps(outcomes: Sequence[Outcome]) -> dict[str, Any]:
-    """Per signal: the tau sweep (0 to 1 by 0.05) and the risk-coverage curve."""
+def _per_signal(
+    outcomes: Sequence[Outcome],
+    compute: Callable[[list[float | None], list[bool], list[bool]], Any],
+) -> dict[str, Any]:
+    """``compute(scores, local, cloud)`` for every signal the outcomes hold scores of."""
     result: dict[str, Any] = {}
     for signal in SIGNALS:
         scores, local, cloud = _arrays(outcomes, signal)
-        if all(s is None for s in scores):
-            continue
-        result[signal] = {
+        if any(s is not None for s in scores):
+            result[signal] = compute(scores, local, cloud)
+    return result
+
+
+def sweeps(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """Per signal: the tau sweep (0 to 1 by 0.05) and the risk-coverage curve."""
+    return _per_signal(
+        outcomes,
+        lambda scores, local, cloud: {
             "tau_sweep": [asdict(p) for p in metrics.tau_sweep(scores, local, cloud)],
             "risk_coverage": metrics.risk_coverage(scores, local),
-        }
-    return result
+        },
+    )
 
 
 def operating_points(
     outcomes: Sequence[Outcome], fractions: Sequence[float] = (0.7, 0.5)
 ) -> dict[str, Any]:
     """Per signal, the achievable tau nearest to each cloud fraction, with its lift."""
-    result: dict[str, Any] = {}
-    for signal in SIGNALS:
-        scores, local, cloud = _arrays(outcomes, signal)
-        if all(s is None for s in scores):
-            continue
-        points = {}
+
+    def points(scores: list[float | None], local: list[bool], cloud: list[bool]) -> Any:
+        found = {}
         for fraction in fractions:
             pick = metrics.recommend_tau(scores, local, cloud, target_cloud_fraction=fraction)
             point = metrics.operating_point(scores, local, cloud, pick.tau)
-            points[f"{fraction:.2f}"] = {**asdict(point), "note": pick.note}
-        result[signal] = points
-    return result
+            found[f"{fraction:.2f}"] = {**asdict(point), "note": pick.note}
+        return found
+
+    return _per_signal(outcomes, points)
 
 
 def routellm(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     """Per signal: RouteLLM's APGR (± bootstrap SE) and CPT(50 %) / CPT(80 %)."""
-    result: dict[str, Any] = {}
-    for signal in SIGNALS:
-        scores, local, cloud = _arrays(outcomes, signal)
-        if all(s is None for s in scores):
-            continue
-        m = routellm_metrics(scores, local, cloud)
-        result[signal] = {
-            "apgr": None if m.apgr is None else round(m.apgr, 4),
-            "apgr_se": None if m.apgr_se is None else round(m.apgr_se, 4),
-            "cpt50": None if m.cpt50 is None else round(m.cpt50, 4),
-            "cpt80": None if m.cpt80 is None else round(m.cpt80, 4),
-        }
-    return result
+
+    def rounded(scores: list[float | None], local: list[bool], cloud: list[bool]) -> Any:
+        m = asdict(routellm_metrics(scores, local, cloud))
+        return {k: None if v is None else round(v, 4) for k, v in m.items()}
+
+    return _per_signal(outcomes, rounded)

@@ -65,8 +65,7 @@ def run_fit(args: argparse.Namespace) -> int:
     from edge_runtime.errors import ConfigError
     from edge_runtime.mcq import stratified
     from edge_runtime.routing.calibrator import calibrator_path
-    from edge_runtime.routing.fit import design, fit_calibrator, hidden_design, observe
-    from edge_runtime.routing.fit_hidden import fit_hidden_calibrator
+    from edge_runtime.routing.fit import observe
     from edge_runtime.routing.passes import PassStore
     from edge_runtime.routing.rule import Signal
     from edge_runtime.runtime import EdgeRuntime
@@ -89,23 +88,8 @@ def run_fit(args: argparse.Namespace) -> int:
             store=store,
         )
         file = runtime.model.file
-    x, y = design(observations)
     extra = {"per_domain_limit": args.limit, "model_reference": file.reference, "mode": "fast"}
-    try:
-        if args.reads == "hidden":
-            calibrator = fit_hidden_calibrator(
-                x,
-                hidden_design(observations),
-                y,
-                model_sha256=file.sha256,
-                components=args.components,
-                l2=args.l2,
-                extra=extra,
-            )
-        else:
-            calibrator = fit_calibrator(x, y, model_sha256=file.sha256, l2=args.l2, extra=extra)
-    except ValueError as exc:  # e.g. too few right (or wrong) answers to fit on
-        raise ConfigError(str(exc)) from exc
+    calibrator = _fit(args, observations, file.sha256, extra)
     out = calibrator.save(Path(args.out) if args.out else calibrator_path(home, file.sha256))
     fit = {**calibrator.fit, "path": str(out)}
     if args.json:
@@ -122,6 +106,31 @@ def run_fit(args: argparse.Namespace) -> int:
             f"{_num(fit['auroc'])}, ECE {_num(fit['ece'])}\nwritten to {out}"
         )
     return EXIT_OK
+
+
+def _fit(
+    args: argparse.Namespace, observations: list[Any], sha256: str, extra: dict[str, Any]
+) -> Any:
+    """Version 2 (hidden state and outputs) or 1 (outputs), per ``--reads``."""
+    from edge_runtime.errors import ConfigError
+    from edge_runtime.routing.fit import design, fit_calibrator, hidden_design
+    from edge_runtime.routing.fit_hidden import fit_hidden_calibrator
+
+    x, y = design(observations)
+    try:
+        if args.reads == "hidden":
+            return fit_hidden_calibrator(
+                x,
+                hidden_design(observations),
+                y,
+                model_sha256=sha256,
+                components=args.components,
+                l2=args.l2,
+                extra=extra,
+            )
+        return fit_calibrator(x, y, model_sha256=sha256, l2=args.l2, extra=extra)
+    except ValueError as exc:  # e.g. too few right (or wrong) answers to fit on
+        raise ConfigError(str(exc)) from exc
 
 
 def _num(value: float | None) -> str:
