@@ -209,3 +209,16 @@ def test_tau_files_of_the_calibrated_signal_name_their_calibrator_version() -> N
         row["hidden"] = None
     older = recommend(bench, signal=Signal.CALIBRATED, target={"cloud_fraction": 0.5})
     assert older["p_correct_version"] == 1
+
+
+def test_a_hidden_calibrator_of_another_width_is_refused_at_load(
+    model_home: Path, tmp_path: Path
+) -> None:
+    from edge_runtime.models import resolve_model
+
+    file = resolve_model(None, home=model_home)
+    x, hidden, y = synthetic(200, seed=9)
+    wrong = fit_hidden_calibrator(x, hidden, y, model_sha256=file.sha256, components=4, l2=1.0)
+    path = wrong.save(tmp_path / "wide.json")
+    with pytest.raises(CalibratorHiddenSizeError, match="96 numbers but this model's has 640"):
+        EdgeRuntime.load(RuntimeConfig(calibrator=str(path)), home=model_home)
