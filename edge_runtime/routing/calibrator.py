@@ -98,12 +98,7 @@ def shipped_path(sha256: str) -> Path:
 
 def shipped_calibrator(sha256: str, *, model_reference: str | None = None) -> Calibrator | None:
     """The calibrator shipped with the package for this model, or None."""
-    path = shipped_path(sha256)
-    if not path.is_file():
-        return None
-    calibrator = Calibrator.load(path, model_reference=model_reference)
-    calibrator.check_model(sha256, model_reference=model_reference)
-    return calibrator
+    return Calibrator.checked_at(shipped_path(sha256), sha256, model_reference=model_reference)
 
 
 def calibrator_path(home: Path, sha256: str) -> Path:
@@ -261,7 +256,15 @@ class Calibrator:
         cls, sha256: str, home: Path, *, model_reference: str | None = None
     ) -> Calibrator | None:
         """The cached calibrator of the model with this sha256, or None when there is none."""
-        path = calibrator_path(home, sha256)
+        return cls.checked_at(
+            calibrator_path(home, sha256), sha256, model_reference=model_reference
+        )
+
+    @classmethod
+    def checked_at(
+        cls, path: Path, sha256: str, *, model_reference: str | None = None
+    ) -> Calibrator | None:
+        """The calibrator at ``path`` when there is one, refused if fitted for another model."""
         if not path.is_file():
             return None
         calibrator = cls.load(path, model_reference=model_reference)
