@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import requests
@@ -49,6 +49,8 @@ class CloudAnswer:
     model: str
     attempts: int
     text: str  # the reply as the cloud wrote it
+    # a FogGen node's provenance (sanitised, see protocol.reply_provenance); empty otherwise
+    provenance: tuple[dict[str, Any], ...] = ()
 
 
 class CloudClient:
@@ -104,14 +106,16 @@ class CloudClient:
         force: bool = False,
         temperature: float = 0.0,
         seed: int | None = None,
+        extension: dict[str, Any] | None = None,
     ) -> CloudAnswer:
         """The cloud's letter for one MCQ, or a typed :class:`CloudError` (``attempts`` set).
 
         ``force`` goes through an open circuit breaker (an explicit replay). ``temperature`` and
         ``seed`` are sent as given (escalation: greedy; a distillation teacher: T > 0, a seed
-        per sample).
+        per sample). ``extension`` is sent as the request's ``foggen`` field (a FogGen node
+        upstream reads it; see ``edge_runtime.fog``).
         """
-        sampling = {"temperature": temperature, "seed": seed}
+        sampling = {"temperature": temperature, "seed": seed, "extension": extension}
         deadline_at = time.monotonic() + self.config.deadline
         attempt = 0
         while True:
@@ -133,8 +137,8 @@ class CloudClient:
                 time.sleep(delay)
                 continue
             self.breaker.record_success()
-            log.info("cloud answered %s after %d attempt(s)", answer[0], attempt)
-            return CloudAnswer(letter=answer[0], model=answer[1], attempts=attempt, text=answer[2])
+            log.info("cloud answered %s after %d attempt(s)", answer.letter, attempt)
+            return replace(answer, attempts=attempt)
 
     def _record(self, exc: CloudError) -> None:
         if exc.unhealthy:
@@ -166,7 +170,7 @@ class CloudClient:
         idempotency_key: str | None,
         deadline_at: float,
         sampling: dict[str, Any],
-    ) -> tuple[str, str, str]:
+    ) -> CloudAnswer:
         model = self.model_name(deadline_at=deadline_at)
         body = protocol.chat_request(
             question, choices, model=model, max_tokens=self.config.max_tokens, **sampling
@@ -179,7 +183,8 @@ class CloudClient:
             raise BadResponseError(self.url, str(exc)) from exc
         reported = payload.get("model") if isinstance(payload, dict) else None
         letter = protocol.parse_letter(text, choices)
-        return letter, reported if isinstance(reported, str) else model, text
+        model = reported if isinstance(reported, str) else model
+        return CloudAnswer(letter, model, 0, text, protocol.reply_provenance(payload))
 
     def model_name(self, *, deadline_at: float | None = None) -> str:
         """The configured model, else the first one the server lists at ``/models``."""

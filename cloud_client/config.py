@@ -50,22 +50,33 @@ class CloudConfig:
         flag="--outbox",
     )
     connect_timeout: float = setting(
-        3.0, "seconds to open a connection", env="FOGGEN_CLOUD_CONNECT_TIMEOUT", parse=float
+        3.0,
+        "seconds to open a connection to the cloud",
+        env="FOGGEN_CLOUD_CONNECT_TIMEOUT",
+        parse=float,
+        flag="--cloud-connect-timeout",
     )
     read_timeout: float = setting(
         10.0,
-        "seconds to wait for each read of the reply",
+        "seconds to wait for each read of the cloud's reply (in front of a FogGen gateway: "
+        "its model's time plus its own cloud's deadline)",
         env="FOGGEN_CLOUD_READ_TIMEOUT",
         parse=float,
+        flag="--cloud-read-timeout",
     )
     deadline: float = setting(
         15.0,
         "latency budget in seconds for one question's escalation, all attempts included",
         env="FOGGEN_CLOUD_DEADLINE",
         parse=float,
+        flag="--cloud-deadline",
     )
     retries: int = setting(
-        2, "retries after the first attempt", env="FOGGEN_CLOUD_RETRIES", parse=int
+        2,
+        "retries after the first attempt",
+        env="FOGGEN_CLOUD_RETRIES",
+        parse=int,
+        flag="--cloud-retries",
     )
     backoff: float = setting(
         0.5,

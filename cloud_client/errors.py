@@ -132,6 +132,19 @@ class CloudRequestError(CloudHTTPError, ValueError):
         super().__init__(url, status, detail, "the cloud refused this question")
 
 
+class HopRefusedError(CloudHTTPError):
+    """A FogGen node upstream refused the question's path (HTTP 508): a loop between nodes, or
+    a chain longer than it allows. A configuration fault: no retry, and not the cloud's health."""
+
+    kind = "hop_refused"
+    permanent = True
+
+    def __init__(self, url: str, status: int, detail: str) -> None:
+        super().__init__(
+            url, status, detail, "fix the chain of --cloud-url settings (a loop, or too long)"
+        )
+
+
 class BadResponseError(CloudError, ValueError):
     """The cloud answered 200 but not with an OpenAI-style chat completion."""
 
@@ -219,6 +232,8 @@ def error_for_status(
         return CloudAuthError(url, status, detail)
     if status == 404:
         return CloudNotFoundError(url, status, detail)
+    if status == 508:
+        return HopRefusedError(url, status, detail)
     if status == 408:
         return CloudTimeoutError(url, "server-side request timeout (HTTP 408)", 0.0)
     if status >= 500:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cloud_client.errors import CloudError, OutboxError
+from cloud_client.protocol import fog_extension
 
 if TYPE_CHECKING:
     from cloud_client.client import CloudClient
@@ -332,9 +333,11 @@ def flush(
         if entry is None:
             break
         try:
+            extension = fog_extension(domain=entry.domain, record_id=entry.record_id)
             reply = client.ask(
-                entry.question, entry.choices, idempotency_key=entry.key, force=force
-            )
+                entry.question, entry.choices, idempotency_key=entry.key, force=force,
+                extension=extension,
+            )  # fmt: skip
         except CloudError as exc:
             outbox.release(entry.id, owner, error=exc)
             if not exc.permanent:

@@ -20,6 +20,11 @@ from typing import Any
 from cloud_client.errors import AnswerParseError
 
 LETTERS = string.ascii_uppercase
+EXTENSION = "foggen"  # FogGen's field in requests and replies (other servers ignore it)
+MAX_HOPS_READ = 16  # provenance entries kept from a reply
+HOP_FIELDS = {"node": str, "model": str, "route": str, "signal": str, "answer": str}
+HOP_NUMBERS = ("score", "ms")
+HOP_TEXT_CHARS = 128
 
 _QUESTION_HEADER = "Answer the multiple-choice question below.\n\nQuestion:\n"
 _OPTIONS_HEADER = "\n\nOptions:\n"
@@ -70,8 +75,10 @@ def chat_request(
     max_tokens: int,
     temperature: float = 0.0,
     seed: int | None = None,
+    extension: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The JSON body for ``POST {base}/chat/completions`` (greedy unless a teacher samples)."""
+    """The JSON body for ``POST {base}/chat/completions`` (greedy unless a teacher samples);
+    ``extension`` goes in the ``foggen`` field, which a FogGen node reads and others ignore."""
     body: dict[str, Any] = {
         "model": model,
         "messages": [{"role": "user", "content": user_message(question, choices)}],
@@ -82,7 +89,17 @@ def chat_request(
     }
     if seed is not None:
         body["seed"] = seed
+    if extension is not None:
+        body[EXTENSION] = extension
     return body
+
+
+def fog_extension(
+    *, domain: str | None, record_id: str | None, path: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The ``foggen`` field of a request: the question's domain, the sender's record id and
+    the FogGen nodes it passed through (see ``edge_runtime.fog``)."""
+    return {"domain": domain, "id": record_id, "path": list(path), "hops": len(path)}
 
 
 def _normalise(text: str) -> str:
@@ -104,6 +121,30 @@ def completion_text(payload: object) -> str:
     if not isinstance(content, str):
         raise ValueError(f"message content is {type(content).__name__}, not text")
     return content
+
+
+def reply_provenance(payload: object) -> tuple[dict[str, Any], ...]:
+    """The hops a FogGen node reports in ``foggen.record.provenance``, sanitised (known fields
+    only, text cut to 128 characters, at most 16 hops); empty for any other server."""
+    try:
+        hops = payload[EXTENSION]["record"]["provenance"]  # type: ignore[index]
+    except (KeyError, IndexError, TypeError):
+        return ()
+    if not isinstance(hops, list):
+        return ()
+    return tuple(_hop(entry) for entry in hops[:MAX_HOPS_READ] if isinstance(entry, dict))
+
+
+def _hop(entry: dict[str, Any]) -> dict[str, Any]:
+    hop: dict[str, Any] = {}
+    for name in HOP_FIELDS:
+        value = entry.get(name)
+        hop[name] = value[:HOP_TEXT_CHARS] if isinstance(value, str) else None
+    for name in HOP_NUMBERS:
+        value = entry.get(name)
+        ok = isinstance(value, int | float) and not isinstance(value, bool) and value == value
+        hop[name] = float(value) if ok else None  # type: ignore[arg-type]
+    return hop
 
 
 def model_ids(payload: object) -> list[str]:

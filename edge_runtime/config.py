@@ -86,6 +86,12 @@ class RuntimeConfig:
         env="FOGGEN_MMAP",
         parse=parse_bool,
     )
+    node_name: str | None = setting(
+        None,
+        "this node's name in the provenance of its answers (default: the host name)",
+        env="FOGGEN_NODE_NAME",
+        parse=str,
+    )
     cache_prefix: bool = setting(
         True,
         "reuse the system prompt's KV state across questions",
@@ -105,6 +111,8 @@ class RuntimeConfig:
             )
         if self.signal is Signal.CALIBRATED and self.calibrator == NO_CALIBRATOR:
             raise ConfigError("--signal calibrated needs a calibrator; it cannot run with 'none'")
+        if self.node_name is not None and not 0 < len(self.node_name.strip()) <= 64:
+            raise ConfigError("--node-name must be 1 to 64 characters")
         if self.n_ctx < 256:
             raise ConfigError(f"--ctx must be at least 256 tokens, got {self.n_ctx}")
         for name in ("n_threads", "n_batch"):

@@ -19,7 +19,7 @@ the 1.5B's 409 calib questions (0.620 against 0.671 from the hidden state alone)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -105,7 +105,10 @@ class _Walk:
             self.choices[prefix] = dict(zip(tokens, probs, strict=True))
         return self.choices[prefix]
 
-    def greedy(self, root: _Node) -> tuple[tuple[int, ...], list[tuple[tuple[int, ...], _Node]]]:
+    def greedy(
+        self, root: _Node, pick: Pick | None = None
+    ) -> tuple[tuple[int, ...], list[tuple[tuple[int, ...], _Node]]]:
+        """The argmax walk, or ``pick``'s (it gets each choice point's distribution)."""
         prefix: tuple[int, ...] = ()
         node = root
         path: list[tuple[tuple[int, ...], _Node]] = [(prefix, root)]
@@ -114,7 +117,10 @@ class _Walk:
                 token = next(iter(node.children))
             else:
                 dist = self.distribution(prefix, node)
-                token = max(node.children, key=lambda t: (dist[t], -list(dist).index(t)))
+                if pick is None:
+                    token = max(node.children, key=lambda t: (dist[t], -list(dist).index(t)))
+                else:
+                    token = pick(dist)
             prefix, node = prefix + (token,), node.children[token]
             path.append((prefix, node))
         return prefix, path
@@ -134,11 +140,36 @@ class _Walk:
         return total
 
 
+Pick = Callable[[dict[int, float]], int]  # a choice point's distribution -> the token taken
+
+
+def tempered_pick(temperature: float, rng: np.random.Generator) -> Pick:
+    """Draw each choice from the allowed tokens' softmax at ``temperature``: the schema-forced
+    sampler (what a GBNF sampler at that temperature does on the canonical tokenizations)."""
+    if not temperature > 0.0:
+        raise ValueError("temperature must be > 0 (the greedy walk takes the argmax)")
+
+    def pick(dist: dict[int, float]) -> int:
+        tokens = list(dist)
+        with np.errstate(divide="ignore"):
+            logp = np.log(np.array([dist[t] for t in tokens], dtype=np.float64)) / temperature
+        weights = np.exp(logp - logp.max())
+        return tokens[int(rng.choice(len(tokens), p=weights / weights.sum()))]
+
+    return pick
+
+
 def decode_fast(
-    engine: LlamaEngine, prompt: Sequence[int], trie: ResponseTrie, *, hidden: bool = False
+    engine: LlamaEngine,
+    prompt: Sequence[int],
+    trie: ResponseTrie,
+    *,
+    hidden: bool = False,
+    pick: Pick | None = None,
 ) -> EdgeResult:
+    """The greedy walk (or ``pick``'s, e.g. :func:`tempered_pick`) and the distributions."""
     walk = _Walk(engine, prompt, hidden=hidden)
-    tokens, path = walk.greedy(trie.root)
+    tokens, path = walk.greedy(trie.root, pick)
     leaf = path[-1][1].leaf
     assert leaf is not None  # the walk only stops at a leaf
     bucket, letter = leaf

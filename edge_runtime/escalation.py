@@ -23,8 +23,9 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from cloud_client.errors import CloudError, OutboxError
+from edge_runtime.fog import Trail, upstream_hops
 from edge_runtime.question import Question
-from edge_runtime.record import AnswerSource, Escalation
+from edge_runtime.record import AnswerSource, Escalation, Hop
 
 if TYPE_CHECKING:
     from cloud_client.client import CloudClient
@@ -45,6 +46,7 @@ class Escalated:
     error_kind: str | None = None
     cloud_ms: float | None = None
     attempts: int = 0  # HTTP attempts made (logged and benchmarked; not in the record)
+    hops: tuple[Hop, ...] = ()  # the upstream tiers that answered (the record's provenance)
 
 
 def kept_local(letter: str | None) -> Escalated:
@@ -97,14 +99,25 @@ class Escalator:
         self.close()
 
     def escalate(
-        self, question: Question, local_answer: str | None, *, record_id: str
+        self,
+        question: Question,
+        local_answer: str | None,
+        *,
+        record_id: str,
+        trail: Trail | None = None,
     ) -> Escalated:
+        """``trail``: the FogGen nodes the question passed through, this one last (sent upstream
+        with the domain and ``record_id``, so a FogGen node there can refuse a loop)."""
         started = time.perf_counter()
-        outcome = self._escalate(question, local_answer, record_id)
+        outcome = self._escalate(question, local_answer, record_id, trail or Trail())
         cloud_ms = round((time.perf_counter() - started) * 1000.0, 3)
+        if outcome.hops and outcome.hops[0].ms is None:  # a plain cloud: its hop is the call
+            outcome = replace(outcome, hops=(replace(outcome.hops[0], ms=cloud_ms),))
         return replace(outcome, cloud_ms=cloud_ms)
 
-    def _escalate(self, question: Question, local_answer: str | None, record_id: str) -> Escalated:
+    def _escalate(
+        self, question: Question, local_answer: str | None, record_id: str, trail: Trail
+    ) -> Escalated:
         outgoing = self.privacy.check(question.text, question.choices, domain=question.domain)
         if outgoing.blocked_by is not None:
             log.info("%s stays on the device (privacy rule %s)", record_id, outgoing.blocked_by)
@@ -112,15 +125,21 @@ class Escalator:
         if outgoing.redacted:
             log.info("%s: redacted %s before sending", record_id, ", ".join(outgoing.redacted))
         key = idempotency_key(question.id, outgoing.question, outgoing.choices)
+        extension = trail.extension(domain=question.domain, record_id=record_id)
         try:
-            reply = self.client.ask(outgoing.question, outgoing.choices, idempotency_key=key)
+            reply = self.client.ask(
+                outgoing.question, outgoing.choices, idempotency_key=key, extension=extension
+            )
         except CloudError as exc:
             escalation = self._queue(question, outgoing, key, local_answer, record_id, exc)
             return Escalated(
                 local_answer, AnswerSource.EDGE_FALLBACK, escalation, exc.kind, None, exc.attempts
             )
+        hops = upstream_hops(
+            reply.provenance, url=self.client.url, model=reply.model, letter=reply.letter, ms=None
+        )
         return Escalated(
-            reply.letter, AnswerSource.CLOUD, Escalation.SENT, None, None, reply.attempts
+            reply.letter, AnswerSource.CLOUD, Escalation.SENT, None, None, reply.attempts, hops
         )
 
     def _queue(

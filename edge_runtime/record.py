@@ -1,9 +1,9 @@
 """The versioned decision record: what the CLI prints, the HTTP API returns and the log keeps.
 
 Fields (all always present; values may be null where noted). Version 2 added
-``p_correct_version``; a version 1 record is a version 2 record without it.
+``p_correct_version``, version 3 ``provenance``; an older record is a newer one without them.
 
-schema_version  2
+schema_version  3
 id              the question's id, or a generated one
 domain          the question's domain or null
 answer          the final letter (null only if nothing could answer)
@@ -23,10 +23,15 @@ p_correct_version  which calibrator produced p_correct: 1 (the output distributi
 bucket_probs    {"0.0": p, ...} over the five buckets (fast mode), else null
 letter_probs    {"A": p, ...} over the offered letters, given the emitted bucket (fast), else null
 tau             the threshold used
-mode            fast | grammar | free
+mode            fast | grammar | free | sampled (the chat API at temperature > 0: one draw of
+                the schema-forced sampler, answered by this node's model alone)
 output          the edge model's text (the schema lines in fast and grammar mode)
 latency_ms      {"edge": ms, "cloud": ms or null, "total": ms}
 model_sha256    sha256 of the GGUF that answered
+provenance      the path the answer took, this node first: one hop per tier that saw the
+                question, each {"node", "model", "route", "signal", "score", "answer", "ms"}
+                (a server that is not a FogGen node is one hop with route, signal and score
+                null). ``answer`` is the letter that hop passed down; the last hop answered.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from typing import Any
 
 from edge_runtime.routing.rule import Route
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class AnswerSource(str, Enum):
@@ -64,6 +69,28 @@ class Latency:
 
 
 @dataclass(frozen=True)
+class Hop:
+    """One tier on the path of an answer (compact: what an operator reads in a log)."""
+
+    node: str  # the node's name (or the upstream host, for a server that is not FogGen)
+    model: str  # the model that node ran (its file name, or the name a cloud reported)
+    route: str | None  # local | cloud at that node; null when it is not a FogGen node
+    signal: str | None
+    score: float | None
+    answer: str | None  # the letter this hop passed down
+    ms: float | None  # that hop's own total time, its upstream included
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Hop:
+        """A hop from a (sanitised) reply; missing names read as unknown."""
+        return cls(
+            node=str(data.get("node") or "?"), model=str(data.get("model") or "?"),
+            route=data.get("route"), signal=data.get("signal"), score=data.get("score"),
+            answer=data.get("answer"), ms=data.get("ms"),
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
 class DecisionRecord:
     id: str
     domain: str | None
@@ -86,10 +113,12 @@ class DecisionRecord:
     output: str
     latency_ms: Latency
     model_sha256: str
+    provenance: tuple[Hop, ...] = ()
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["provenance"] = [asdict(hop) for hop in self.provenance]
         for key, value in data.items():
             if isinstance(value, Enum):
                 data[key] = value.value

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 import time
@@ -9,16 +11,26 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
+
 from edge_runtime.config import MAX_NEW_TOKENS, NO_CALIBRATOR, Mode, RuntimeConfig, foggen_home
-from edge_runtime.decoding import EdgeResult, ResponseTrie, decode_fast, decode_generate
+from edge_runtime.decoding import (
+    EdgeResult,
+    Pick,
+    ResponseTrie,
+    decode_fast,
+    decode_generate,
+    tempered_pick,
+)
 from edge_runtime.engine import EngineSettings, LlamaEngine
 from edge_runtime.errors import CalibratorNotFoundError, ConfigError, PromptTooLongError
 from edge_runtime.escalation import Escalator, kept_local, no_cloud
+from edge_runtime.fog import Node, Trail
 from edge_runtime.gguf_check import GGUFInfo, inspect_gguf
 from edge_runtime.models import ModelFile, resolve_model
 from edge_runtime.prompt import ChatFormat, PromptTokens
 from edge_runtime.question import Question, make_question
-from edge_runtime.record import DecisionRecord, Latency
+from edge_runtime.record import DecisionRecord, Hop, Latency
 from edge_runtime.routing.calibrator import (
     Calibrator,
     calibrator_path,
@@ -33,6 +45,21 @@ from edge_runtime.schema import AnswerSchema
 log = logging.getLogger(__name__)
 
 FAST_RESPONSE_TOKENS = 16  # the longest schema response is 12 tokens
+SAMPLED = "sampled"  # the record's mode for a draw of the schema-forced sampler
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """One draw of the schema-forced sampler at ``temperature``, fixed by ``seed`` and the
+    question (the same seed and question give the same draw)."""
+
+    temperature: float
+    seed: int
+
+    def pick(self, question: Question) -> Pick:
+        key = json.dumps([self.seed, question.text, list(question.choices)]).encode("utf-8")
+        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
+        return tempered_pick(self.temperature, rng)
 
 
 @dataclass(frozen=True)
@@ -62,6 +89,7 @@ class EdgeRuntime:
         self.config = config
         self.escalator = escalator
         self.calibrator = calibrator
+        self.node = Node.new(config.node_name)
         self._lock = threading.Lock()
         self._prompt = PromptTokens(engine)
         self._prefix = self._prompt.prefix
@@ -143,13 +171,22 @@ class EdgeRuntime:
         mode: Mode | None = None,
         signal: Signal | None = None,
         force_route: Route | None = None,
+        trail: Trail | None = None,
+        sampling: Sampling | None = None,
     ) -> DecisionRecord:
-        """Answer one multiple-choice question and decide where its answer comes from."""
+        """Answer one multiple-choice question and decide where its answer comes from.
+
+        ``trail``: the FogGen nodes the question came through (when this node serves another
+        node's escalation). ``sampling``: one draw at a temperature instead of the greedy
+        answer, answered here and never escalated (a distillation teacher's request).
+        """
         if not isinstance(question, Question):
             question = make_question(question, choices, id=id, domain=domain)
         config = self.config
         if tau is None and self.taus is not None and (signal or config.signal) is self.taus.signal:
             tau = self.taus.tau_for(question.domain)
+        if sampling is not None:
+            mode, force_route = Mode.FAST, Route.LOCAL
         if any(x is not None for x in (tau, mode, signal, force_route)):
             config = replace(
                 config,
@@ -159,9 +196,11 @@ class EdgeRuntime:
                 force_route=force_route or config.force_route,
             )
         started = time.perf_counter()
-        result = self.run_edge(question, mode=config.mode)
+        pick = None if sampling is None else sampling.pick(question)
+        result = self.run_edge(question, mode=config.mode, pick=pick)
         edge_ms = (time.perf_counter() - started) * 1000.0
-        return self._decide(question, result, config, edge_ms)
+        record = self._decide(question, result, config, edge_ms, (trail or Trail()).then(self.node))
+        return record if sampling is None else replace(record, mode=SAMPLED)
 
     @property
     def chat_format(self) -> ChatFormat:
@@ -177,10 +216,17 @@ class EdgeRuntime:
         """Whether fast passes read the hidden state by default (the calibrator needs it)."""
         return self.calibrator is not None and self.calibrator.needs_hidden
 
-    def run_edge(self, question: Question, *, mode: Mode, hidden: bool | None = None) -> EdgeResult:
+    def run_edge(
+        self,
+        question: Question,
+        *,
+        mode: Mode,
+        hidden: bool | None = None,
+        pick: Pick | None = None,
+    ) -> EdgeResult:
         """One forward pass of the edge model in ``mode`` (no routing); with ``hidden`` (default:
         when the calibrator needs it), a fast pass also returns the hidden state where the
-        letter is read."""
+        letter is read; with ``pick``, the fast walk takes its choices (a sampled answer)."""
         hidden = self.reads_hidden if hidden is None else hidden
         schema = AnswerSchema.for_options(len(question.choices))
         with self._lock:
@@ -196,7 +242,9 @@ class EdgeRuntime:
             else:
                 self.engine.reset()
             if mode is Mode.FAST:
-                result = decode_fast(self.engine, prompt, self._trie(schema), hidden=hidden)
+                result = decode_fast(
+                    self.engine, prompt, self._trie(schema), hidden=hidden, pick=pick
+                )
             else:
                 grammar = schema.grammar() if mode is Mode.GRAMMAR else None
                 result = decode_generate(
@@ -223,7 +271,12 @@ class EdgeRuntime:
         return self._tries[n]
 
     def _decide(
-        self, question: Question, result: EdgeResult, config: RuntimeConfig, edge_ms: float
+        self,
+        question: Question,
+        result: EdgeResult,
+        config: RuntimeConfig,
+        edge_ms: float,
+        trail: Trail,
     ) -> DecisionRecord:
         p_correct = self.p_correct(question, result)
         if config.signal is Signal.CALIBRATED and p_correct is None:
@@ -241,9 +294,16 @@ class EdgeRuntime:
         elif self.escalator is None:  # no cloud configured: answer locally, say so
             outcome = no_cloud(result.letter)
         else:
-            outcome = self.escalator.escalate(question, result.letter, record_id=record_id)
+            outcome = self.escalator.escalate(
+                question, result.letter, record_id=record_id, trail=trail
+            )
         edge_error = None if result.lenient else "unparseable_output"
         total_ms = edge_ms + (outcome.cloud_ms or 0.0)
+        here = Hop(
+            node=self.node.name, model=self.model.file.path.name, route=decided.value,
+            signal=config.signal.value, score=score, answer=outcome.answer,
+            ms=round(total_ms, 3),
+        )  # fmt: skip
         return DecisionRecord(
             id=record_id,
             domain=question.domain,
@@ -268,6 +328,7 @@ class EdgeRuntime:
                 edge=round(edge_ms, 3), cloud=outcome.cloud_ms, total=round(total_ms, 3)
             ),
             model_sha256=self.model.file.sha256,
+            provenance=(here, *outcome.hops),
         )
 
 

@@ -26,10 +26,10 @@ from typing import Any
 import requests
 
 from benchmarks.report import machine, summary, write_json
+from benchmarks.service_process import serve
 from edge_runtime.mcq import stratified
 from edge_runtime.provenance import git_commit
 from edge_runtime.question import Question
-from testkit.service_process import serve
 
 
 class Tally:

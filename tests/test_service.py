@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import requests
 
+from benchmarks.service_process import ServiceProcess, serve, wait_for
 from edge_runtime.mcq import load_questions
 from edge_runtime.runtime import EdgeRuntime
 from edge_runtime.service.decision_log import read_log
-from testkit.service_process import ServiceProcess, serve, wait_for
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -67,7 +67,7 @@ def test_answers_with_a_decision_record_and_logs_it(
     reply = _ask(served.url, body)
     assert reply.status_code == 200, reply.text
     record = reply.json()
-    assert record["schema_version"] == 2 and record["id"] == "plants-1"
+    assert record["schema_version"] == 3 and record["id"] == "plants-1"
     assert record["answer"] in "ABC" and record["domain"] == "science"
     assert record["model_sha256"] == file_sha256(model_path, home=model_home)
     assert record["escalation"] in ("none", "unavailable")  # no cloud configured

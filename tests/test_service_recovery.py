@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 import requests
 
+from benchmarks.service_process import serve, wait_for
 from edge_runtime.mcq import load_questions
 from edge_runtime.service.decision_log import read_log
-from testkit.service_process import serve, wait_for
 
 
 def test_readiness_flips_only_when_the_model_is_warm(model_home: Path, tmp_path: Path) -> None:

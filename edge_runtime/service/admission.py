@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from edge_runtime.service.errors import QueueFullError
@@ -29,6 +29,10 @@ class Admission:
 
     async def run(self, work: Callable[[], T]) -> T:
         """Run ``work`` on the pool, or raise QueueFullError if ``capacity`` are admitted."""
+        return await asyncio.wrap_future(self.submit(work))
+
+    def submit(self, work: Callable[[], T]) -> Future[T]:
+        """Start ``work`` on the pool (from the event loop), or raise QueueFullError."""
         if self.admitted >= self.capacity:
             raise QueueFullError(self.capacity, self.retry_after)
         self.admitted += 1
@@ -37,7 +41,7 @@ class Admission:
         # released when the work ends, not when the request does: a client that hangs up
         # must not free a slot whose thread is still busy
         future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release))
-        return await asyncio.wrap_future(future)
+        return future
 
     def _release(self) -> None:
         self.admitted -= 1

@@ -1,9 +1,11 @@
-"""The FastAPI app: ``POST /v1/answer``, ``GET /healthz``, ``/readyz``, ``/metrics``.
+"""The FastAPI app: ``POST /v1/answer``, the OpenAI chat API (``GET /v1/models``,
+``POST /v1/chat/completions``, see ``chat_api``), ``GET /healthz``, ``/readyz``, ``/metrics``.
 
 ``create_app(config, loader)`` takes a loader (a callable that returns a loaded, warm
 ``EdgeRuntime``) rather than a runtime, so the model loads in a background thread after start:
 ``/healthz`` answers at once and ``/readyz`` turns 200 when the model is warm. Every error is a
-JSON ``{"error_kind", "error"}`` body; malformed input is a 4xx, never a 5xx.
+JSON ``{"error_kind", "error"}`` body (on the chat API, OpenAI's ``{"error": {"message",
+"type", "code"}}`` with ``error_kind`` beside it); malformed input is a 4xx, never a 5xx.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_runtime.errors import ConfigError, EdgeRuntimeError, InvalidQuestionError
@@ -27,17 +29,18 @@ from edge_runtime.routing.rule import Signal
 from edge_runtime.runtime import EdgeRuntime
 from edge_runtime.service.admission import Admission
 from edge_runtime.service.background import ModelState, OutboxFlusher, start_loading
+from edge_runtime.service.body import parse_body, read_body
+from edge_runtime.service.chat_routes import add_chat_routes
 from edge_runtime.service.config import ServiceConfig
 from edge_runtime.service.decision_log import DecisionLog
 from edge_runtime.service.errors import (
-    BadJSONError,
     BadRequestError,
-    BodyTooLargeError,
     DecisionLogError,
     NotReadyError,
     ServiceError,
     UnauthorizedError,
 )
+from edge_runtime.service.idempotency import Idempotency, IdempotencyStore
 from edge_runtime.service.metrics import ServiceMetrics
 
 log = logging.getLogger(__name__)
@@ -59,33 +62,16 @@ class AnswerRequest(BaseModel):
 
 
 def parse_answer_request(body: bytes) -> AnswerRequest:
-    try:
-        return AnswerRequest.model_validate_json(body)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        details: list[dict[str, object]] = [
-            {"loc": list(e["loc"]), "type": e["type"], "msg": e["msg"]} for e in errors
-        ]
-        if any(e["type"] == "json_invalid" for e in errors) or not errors:
-            raise BadJSONError("the body is not valid JSON", details=details) from exc
-        raise BadRequestError("the request does not match the schema", details=details) from exc
+    return parse_body(AnswerRequest, body, what="schema")
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, refused with 413 beyond ``limit`` bytes (declared or actually sent)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise BodyTooLargeError(limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise BodyTooLargeError(limit)
-    return bytes(body)
+OPENAI_PATHS = ("/v1/chat/", "/v1/models")
 
 
-def error_response(exc: EdgeRuntimeError, status: int) -> JSONResponse:
+def error_response(exc: EdgeRuntimeError, status: int, path: str = "") -> JSONResponse:
     content: dict[str, Any] = {"error_kind": exc.kind, "error": str(exc)}
+    if path.startswith(OPENAI_PATHS):
+        content["error"] = {"message": str(exc), "type": exc.kind, "code": exc.kind}
     if isinstance(exc, BadRequestError) and exc.details:
         content["details"] = exc.details[:20]
     return JSONResponse(content, status_code=status, headers=getattr(exc, "headers", None))
@@ -134,6 +120,7 @@ class Service:
         self.admission = Admission(queue_size=config.queue_size, retry_after=config.retry_after)
         self.metrics.queue_depth.set_function(lambda: self.admission.admitted)
         self.decision_log: DecisionLog | None = None
+        self.idempotency: Idempotency | None = None
 
     def check_token(self, request: Request) -> None:
         if self.config.api_token is None:
@@ -148,9 +135,10 @@ class Service:
             raise NotReadyError(self.config.retry_after)
         return self.state.runtime
 
-    def answer_and_log(self, request: AnswerRequest, question: Question) -> DecisionRecord:
-        """On an answering thread: the decision, then its log line on disk (fsync)."""
-        record = self.runtime().answer(question, tau=request.tau, signal=request.signal)
+    def answer_and_log(self, question: Question, **how: Any) -> DecisionRecord:
+        """On an answering thread: the decision (``how``: EdgeRuntime.answer's options), then
+        its log line on disk (fsync)."""
+        record = self.runtime().answer(question, **how)
         assert self.decision_log is not None  # opened before the app serves
         try:
             self.decision_log.append(record, question)
@@ -166,6 +154,11 @@ class Service:
             config.decision_log_path(), max_bytes=config.log_max_bytes, keep=config.log_keep,
             questions=config.log_questions,
         )  # fmt: skip
+        store = IdempotencyStore(
+            config.idempotency_path(), max_entries=config.idempotency_keys,
+            ttl=config.idempotency_ttl,
+        )  # fmt: skip
+        self.idempotency = Idempotency(store)
         loading = start_loading(
             self.state, self.loader, on_loaded=self._loaded, on_fatal=self.on_fatal
         )
@@ -178,6 +171,7 @@ class Service:
             self.admission.shutdown()
             loading.join()
             self.decision_log.close()
+            store.close()
             self._close_runtime()
 
     def _loaded(self, runtime: EdgeRuntime) -> None:
@@ -212,26 +206,27 @@ def create_app(
     app.add_middleware(RequestMetrics, metrics=service.metrics)
     _add_error_handlers(app)
     _add_routes(app, service)
+    add_chat_routes(app, service)
     return app
 
 
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> JSONResponse:
-        return error_response(exc, exc.status)
+        return error_response(exc, exc.status, request.url.path)
 
     @app.exception_handler(InvalidQuestionError)
     async def invalid_question(request: Request, exc: InvalidQuestionError) -> JSONResponse:
-        return error_response(exc, 422)
+        return error_response(exc, 422, request.url.path)
 
     @app.exception_handler(ConfigError)
     async def config_error(request: Request, exc: ConfigError) -> JSONResponse:
-        return error_response(exc, 400)
+        return error_response(exc, 400, request.url.path)
 
     @app.exception_handler(EdgeRuntimeError)
     async def runtime_error(request: Request, exc: EdgeRuntimeError) -> JSONResponse:
         log.error("%s failed: %s", request.url.path, exc)
-        return error_response(exc, 500)
+        return error_response(exc, 500, request.url.path)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -269,6 +264,8 @@ def _add_routes(app: FastAPI, service: Service) -> None:
         question = make_question(
             parsed.question, parsed.choices, id=parsed.id, domain=parsed.domain
         )
-        record = await service.admission.run(lambda: service.answer_and_log(parsed, question))
+        record = await service.admission.run(
+            lambda: service.answer_and_log(question, tau=parsed.tau, signal=parsed.signal)
+        )
         service.metrics.observe_decision(record)
         return JSONResponse(record.to_dict())

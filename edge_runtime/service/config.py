@@ -16,6 +16,7 @@ from confkit import build_config, positive_int, setting
 from edge_runtime.errors import ConfigError
 
 DECISION_LOG_FILENAME = "decisions.jsonl"
+IDEMPOTENCY_FILENAME = "idempotency.sqlite3"
 
 
 class QuestionLogging(str, Enum):
@@ -105,6 +106,31 @@ class ServiceConfig:
         env="FOGGEN_FLUSH_INTERVAL",
         parse=float,
     )
+    max_hops: int = setting(
+        4,
+        "most FogGen nodes a question may pass through, this one included; more get 508",
+        env="FOGGEN_MAX_HOPS",
+        parse=positive_int,
+    )
+    idempotency_store: str | None = setting(
+        None,
+        "answers kept by Idempotency-Key (SQLite, survives restarts); default: "
+        f"{IDEMPOTENCY_FILENAME} beside the decision log",
+        env="FOGGEN_IDEMPOTENCY_STORE",
+        parse=str,
+    )
+    idempotency_keys: int = setting(
+        10_000,
+        "answers kept for replay by Idempotency-Key (the oldest go first)",
+        env="FOGGEN_IDEMPOTENCY_KEYS",
+        parse=positive_int,
+    )
+    idempotency_ttl: float = setting(
+        86_400.0,
+        "seconds an answer is kept for replay by Idempotency-Key",
+        env="FOGGEN_IDEMPOTENCY_TTL",
+        parse=float,
+    )
     shutdown_timeout: float = setting(
         30.0,
         "seconds SIGTERM waits for in-flight requests before closing them",
@@ -117,7 +143,7 @@ class ServiceConfig:
             raise ConfigError("--host must not be empty - e.g. 127.0.0.1")
         if self.api_token is not None and not self.api_token.strip():
             raise ConfigError("FOGGEN_API_TOKEN is blank - unset it or give a real token")
-        for name in ("flush_interval", "shutdown_timeout"):
+        for name in ("flush_interval", "shutdown_timeout", "idempotency_ttl"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
 
@@ -135,3 +161,8 @@ class ServiceConfig:
             return Path(env["FOGGEN_HOME"]).expanduser() / DECISION_LOG_FILENAME
         base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
         return Path(base).expanduser() / "foggen" / DECISION_LOG_FILENAME
+
+    def idempotency_path(self, env: Mapping[str, str] | None = None) -> Path:
+        if self.idempotency_store:
+            return Path(self.idempotency_store).expanduser()
+        return self.decision_log_path(env).with_name(IDEMPOTENCY_FILENAME)

@@ -73,3 +73,53 @@ class DecisionLogError(ServiceError, OSError):
             f"the decision log could not be written ({reason}) - free disk space or fix "
             "FOGGEN_DECISION_LOG; the answer was not recorded"
         )
+
+
+class NotAQuestionError(ServiceError, ValueError):
+    """A chat message the node cannot read as one multiple-choice question."""
+
+    kind, status = "not_a_question", 422
+
+
+class UnsupportedRequestError(ServiceError, ValueError):
+    """A chat request asking for something this node does not do (streaming, n > 1, ...)."""
+
+    kind, status = "unsupported", 400
+
+    def __init__(self, message: str, *, kind: str | None = None) -> None:
+        if kind is not None:
+            self.kind = kind
+        super().__init__(message)
+
+
+class ModelNotFoundError(ServiceError, LookupError):
+    kind, status = "model_not_found", 404
+
+    def __init__(self, asked: str, served: str) -> None:
+        super().__init__(f"this node serves model {served!r}, not {asked!r} - see GET /v1/models")
+
+
+class HopRefusedError(ServiceError):
+    """The question's path is a loop or too long (HTTP 508 Loop Detected)."""
+
+    status = 508
+
+    def __init__(self, kind: str, message: str) -> None:
+        self.kind = kind  # loop_detected | too_many_hops
+        super().__init__(message)
+
+
+class IdempotencyKeyReusedError(ServiceError, ValueError):
+    kind, status = "idempotency_key_reused", 422
+
+    def __init__(self) -> None:
+        super().__init__(
+            "this Idempotency-Key was already used for a different request - use a new key "
+            "for a new question"
+        )
+
+
+class NoAnswerError(ServiceError):
+    """Nothing could answer (free-mode output that did not parse, and no cloud)."""
+
+    kind, status = "no_answer", 502

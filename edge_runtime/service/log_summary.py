@@ -23,8 +23,18 @@ def line(entry: dict[str, Any]) -> str:
             f"source={entry.get('answer_source', '-')}",
             f"escalation={entry.get('escalation', '-')}",
             f"{latency:.0f} ms" if isinstance(latency, int | float) else "- ms",
+            *([f"path={path}"] if (path := _path(entry)) else []),
         ]
     )
+
+
+def _path(entry: dict[str, Any]) -> str | None:
+    """The tiers the answer came through (schema 3), e.g. ``kiosk>gateway>api.example.com``,
+    when there was more than one."""
+    hops = entry.get("provenance")
+    if not isinstance(hops, list) or len(hops) < 2:
+        return None
+    return ">".join(str(hop.get("node", "?")) for hop in hops if isinstance(hop, dict))
 
 
 def summarise(entries: Iterable[dict[str, Any]]) -> dict[str, Any]:

@@ -19,7 +19,9 @@ from edge_runtime.record import DecisionRecord, Escalation
 from edge_runtime.routing.rule import Route
 from edge_runtime.runtime import EdgeRuntime
 
-ENDPOINTS = ("/v1/answer", "/healthz", "/readyz", "/metrics")
+ENDPOINTS = (
+    "/v1/answer", "/v1/chat/completions", "/v1/models", "/healthz", "/readyz", "/metrics",
+)  # fmt: skip
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
@@ -54,6 +56,10 @@ class ServiceMetrics:
         self.queue_depth = Gauge(
             "foggen_queue_depth", "requests admitted (answered or waiting for the model)",
             registry=registry,
+        )  # fmt: skip
+        self.replays = Counter(
+            "foggen_idempotent_replays", "requests answered with an earlier answer "
+            "(Idempotency-Key: a retry in flight or a replay)", registry=registry,
         )  # fmt: skip
         self.ready = Gauge("foggen_ready", "1 once the model is loaded and warm", registry=registry)
         self.model = Info("foggen_model", "the model that answers", registry=registry)

@@ -9,7 +9,11 @@ from typing import Any
 from cloud_client.config import CloudConfig
 from foggen.flags import add_flags, config_from
 
-CLOUD_FLAGS = ("url", "model", "outbox")
+# the cloud's address and the client settings that differ by upstream (a LAN gateway on a
+# 1.5B model needs longer timeouts than a fast cloud); the rest come from the environment
+CLOUD_FLAGS = (
+    "url", "model", "outbox", "connect_timeout", "read_timeout", "deadline", "retries",
+)  # fmt: skip
 
 
 def add_cloud_flags(parser: argparse.ArgumentParser, only: tuple[str, ...] = CLOUD_FLAGS) -> None:

@@ -15,8 +15,11 @@ from foggen.flags import add_flags, config_from
 def register(commands: Any) -> None:
     serve = commands.add_parser(
         "serve",
-        help="run the kiosk HTTP service (POST /v1/answer, /healthz, /readyz, /metrics)",
-        description="Serve the model over HTTP on 127.0.0.1 (another address only with --host). "
+        help="run the HTTP service (POST /v1/answer, the OpenAI chat API, /healthz, /readyz, "
+        "/metrics)",
+        description="Serve the model over HTTP on 127.0.0.1 (another address only with --host): "
+        "POST /v1/answer, and the OpenAI chat API (GET /v1/models, POST /v1/chat/completions) "
+        "through which one node can be another's cloud (--cloud-url http://gateway:8080/v1). "
         "Set FOGGEN_API_TOKEN to require a bearer token on /v1/* and /metrics. Prints "
         "'listening on URL' once bound; SIGTERM drains in-flight requests, then exits 0.",
     )
