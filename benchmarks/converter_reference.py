@@ -1,13 +1,16 @@
 """Our converter against llama.cpp's own ``convert_hf_to_gguf.py``, in one run.
 
-    python -m benchmarks.converter_reference [--checkpoint DIR] [--dtype f32] [--out reports/...]
+    python -m benchmarks.converter_reference [--model NAME | --checkpoint DIR] [--dtype f32]
 
 The reference ships in the llama-cpp-python source distribution of the pinned version; it is
 fetched with pip (``pip download --no-binary :all: --no-deps llama-cpp-python==<version>``)
 into a work folder, never committed. Both converters run on the same HF checkpoint (default:
 the embedded model converted back with ``foggen convert --from-gguf``), each in its own process
-timed with GNU time (wall seconds, peak RSS). Then: tensor names, shapes, types and values
-(bit-equal or max |difference|), and every metadata key and value, with the differences listed.
+timed with GNU time (wall seconds, peak RSS). ``--model`` takes any named model (the
+1.5B Qwen2, SmolLM2's Llama): its GGUF is dequantized to a bf16 HF checkpoint first (Gemma by
+our own code, Qwen2 / Llama by transformers' GGUF loader). Then: tensor names, shapes, types
+and values (bit-equal or max |difference|), and every metadata key and value, with the
+differences listed.
 Needs the [train] extra (the reference imports torch).
 """
 
@@ -109,34 +112,38 @@ def _short(value: Any) -> Any:
     return value
 
 
-def _checkpoint(given: str | None, work: Path) -> Path:
-    """The HF checkpoint to convert: the given one, else the embedded model converted back."""
-    checkpoint = Path(given) if given else work / "gemma-3-270m-hf"
-    if not checkpoint.exists():
-        from edge_runtime.config import foggen_home
-        from edge_runtime.models import fetch_embedded
+def _checkpoint(given: str | None, model: str, work: Path) -> tuple[Path, dict[str, float]]:
+    """The HF checkpoint to convert: the given one, else the named model converted back (and
+    how long that took)."""
+    checkpoint = Path(given) if given else work / f"{model}-hf"
+    if checkpoint.exists():
+        return checkpoint, {}
+    from edge_runtime.config import foggen_home
+    from edge_runtime.models import resolve_model
 
-        embedded = str(fetch_embedded(home=foggen_home()))
-        foggen = [sys.executable, "-m", "foggen"]
-        subprocess.run([*foggen, "convert", "--from-gguf", embedded, "--to-hf", str(checkpoint)],
-                       check=True)  # fmt: skip
-    return checkpoint
+    source = str(resolve_model(model, home=foggen_home()).path)
+    foggen = [sys.executable, "-m", "foggen"]
+    return checkpoint, timed(
+        [*foggen, "convert", "--from-gguf", source, "--to-hf", str(checkpoint)]
+    )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--checkpoint", help="HF checkpoint folder (default: the embedded model, converted back)"
+        "--checkpoint", help="HF checkpoint folder (default: --model's GGUF, converted back)"
     )
+    parser.add_argument("--model", default="gemma-3-270m", help="a named model (foggen model list)")
     parser.add_argument("--dtype", default="f32", choices=["f32", "f16", "bf16"])
     parser.add_argument("--work", default=".cache/reference", help="where the sdist and outputs go")
-    parser.add_argument("--out", default="reports/converter-reference.json")
+    parser.add_argument("--out", help="default: reports/converter-reference[-MODEL]-DTYPE.json")
     args = parser.parse_args(argv)
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
-    checkpoint = _checkpoint(args.checkpoint, work)
+    checkpoint, to_hf = _checkpoint(args.checkpoint, args.model, work)
     script = fetch_reference(work)
-    ref_out, our_out = work / f"reference-{args.dtype}.gguf", work / f"ours-{args.dtype}.gguf"
+    stem = f"{checkpoint.name}-{args.dtype}"
+    ref_out, our_out = work / f"reference-{stem}.gguf", work / f"ours-{stem}.gguf"
     reference = [sys.executable, str(script), str(checkpoint)]
     ours = [sys.executable, "-m", "foggen", "convert", str(checkpoint)]
     timings = {
@@ -144,12 +151,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "ours": timed([*ours, "--out", str(our_out), "--dtype", args.dtype]),
     }
     report = {
+        "model": None if args.checkpoint else args.model,
         "dtype": args.dtype,
         "checkpoint": str(checkpoint),
+        "gguf_to_hf": to_hf,
         "timings": timings,
         **compare(ref_out, our_out),
     }
-    out = Path(args.out)
+    tag = "" if args.model == "gemma-3-270m" or args.checkpoint else f"-{args.model}"
+    out = Path(args.out or f"reports/converter-reference{tag}-{args.dtype}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=str))
     print(json.dumps(report, indent=1, default=str))

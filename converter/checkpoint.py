@@ -16,9 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from converter.architectures import ArchitectureSpec, spec_for
 from converter.errors import CheckpointFormatError, CheckpointNotFoundError, HubUnavailableError
-from converter.hf_config import Gemma3Config, parse_config
+from converter.families import Family, family_for
 from converter.safetensors_io import SafetensorsFile
 
 log = logging.getLogger(__name__)
@@ -41,8 +40,8 @@ INDEX_FILE = "model.safetensors.index.json"
 class Checkpoint:
     directory: Path
     raw_config: dict[str, Any]
-    config: Gemma3Config
-    spec: ArchitectureSpec
+    config: Any  # the family's parsed config (converter.families.TextConfig)
+    family: Family
     files: tuple[SafetensorsFile, ...]
 
     def tensor_names(self) -> dict[str, tuple[SafetensorsFile, str]]:
@@ -50,7 +49,7 @@ class Checkpoint:
         names = {}
         for file in self.files:
             for stored in file.tensors:
-                name = self.spec.text_name(stored)
+                name = self.family.text_name(stored)
                 if name is not None:
                     names[name] = (file, stored)
         return names
@@ -84,13 +83,13 @@ def resolve_source(source: str | Path) -> Path:
 
 def open_checkpoint(source: str | Path) -> Checkpoint:
     directory = resolve_source(source)
-    raw = _read_json(directory / "config.json")
-    spec = spec_for(raw.get("architectures"))
-    config = parse_config(raw)
-    return Checkpoint(directory, raw, config, spec, tuple(_safetensors_files(directory)))
+    raw = read_json(directory / "config.json")
+    family = family_for(raw.get("architectures"))
+    config = family.parse_config(raw)
+    return Checkpoint(directory, raw, config, family, tuple(_safetensors_files(directory)))
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise CheckpointNotFoundError(f"{path} is missing - a checkpoint folder needs it")
     try:
@@ -105,7 +104,7 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _safetensors_files(directory: Path) -> list[SafetensorsFile]:
     index = directory / INDEX_FILE
     if index.is_file():
-        weight_map = _read_json(index).get("weight_map") or {}
+        weight_map = read_json(index).get("weight_map") or {}
         names = sorted(set(weight_map.values()))
         missing = [n for n in names if not (directory / n).is_file()]
         if missing:

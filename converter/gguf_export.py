@@ -1,9 +1,9 @@
-"""Write a Hugging Face Gemma-3 checkpoint (optionally with a LoRA merged in) as GGUF.
+"""Write a Hugging Face checkpoint of a supported family (optionally with a LoRA merged in) as GGUF.
 
 Two passes over the checkpoint: the first reads only safetensors headers to lay out the tensor
-table, the second streams one tensor at a time (read, merge, shift, quantize, write), so memory
-stays near the largest tensor rather than the whole model. The file appears only when complete
-(temporary file + rename).
+table, the second streams one tensor at a time (read, merge, the family's value rule, quantize,
+write), so memory stays near the largest tensor rather than the whole model. The file appears
+only when complete (temporary file + rename).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import gguf
 import numpy as np
 from tqdm import tqdm
 
+from converter.bpe_vocab import BpeVocab, read_bpe_vocab
 from converter.checkpoint import Checkpoint, open_checkpoint
 from converter.errors import CheckpointFormatError, OutputError, UnsupportedModelError
 from converter.lora import LoraAdapter, load_adapter
@@ -85,7 +86,7 @@ def tensor_type(gguf_name: str, shape: tuple[int, ...], out: OutType) -> gguf.GG
 
 def plan(checkpoint: Checkpoint, out: OutType, n_vocab: int) -> list[PlannedTensor]:
     config = checkpoint.config
-    name_map = checkpoint.spec.name_map(config.num_hidden_layers)
+    name_map = checkpoint.family.name_map(config)
     planned = []
     for hf_name, (file, stored) in checkpoint.tensor_names().items():
         if hf_name == "lm_head.weight" and config.tie_word_embeddings:
@@ -109,33 +110,25 @@ def plan(checkpoint: Checkpoint, out: OutType, n_vocab: int) -> list[PlannedTens
 
 
 def write_metadata(
-    writer: gguf.GGUFWriter, checkpoint: Checkpoint, out: OutType, vocab: Vocab, name: str
+    writer: gguf.GGUFWriter,
+    checkpoint: Checkpoint,
+    out: OutType,
+    vocab: Vocab | BpeVocab,
+    name: str,
 ) -> None:
-    c = checkpoint.config
     writer.add_type("model")
     writer.add_name(name)
     writer.add_file_type(out.file_type)
     writer.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    writer.add_block_count(c.num_hidden_layers)
-    writer.add_context_length(c.max_position_embeddings)
-    writer.add_embedding_length(c.hidden_size)
-    writer.add_feed_forward_length(c.intermediate_size)
-    writer.add_head_count(c.num_attention_heads)
-    writer.add_head_count_kv(c.num_key_value_heads)
-    writer.add_layer_norm_rms_eps(c.rms_norm_eps)
-    writer.add_key_length(c.head_dim)  # head_dim 256 != hidden / heads at 270M
-    writer.add_value_length(c.head_dim)
-    writer.add_rope_freq_base(c.rope_theta)
-    writer.add_rope_freq_base_swa(c.rope_local_base_freq)
-    writer.add_sliding_window(c.sliding_window)
-    if not c.default_swa_pattern:  # llama.cpp reads the per-layer pattern when given
-        writer.add_sliding_window_pattern([t == "sliding_attention" for t in c.layer_types])
-    if c.rope_scaling_factor:
-        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-        writer.add_rope_scaling_factor(c.rope_scaling_factor)
-    if c.final_logit_softcapping:
-        writer.add_final_logit_softcapping(c.final_logit_softcapping)
+    checkpoint.family.write_metadata(writer, checkpoint.config)
     vocab.write_to(writer)
+
+
+def read_checkpoint_vocab(checkpoint: Checkpoint) -> Vocab | BpeVocab:
+    vocab_size = checkpoint.config.vocab_size
+    if checkpoint.family.tokenizer == "gpt2":
+        return read_bpe_vocab(checkpoint.directory, vocab_size)
+    return read_vocab(checkpoint.directory, vocab_size, checkpoint.raw_config)
 
 
 def export_gguf(
@@ -148,13 +141,13 @@ def export_gguf(
 ) -> Path:
     """Convert ``source`` (folder or hub id) to a GGUF at ``out_path``; return the path."""
     checkpoint = open_checkpoint(source)
-    vocab = read_vocab(checkpoint.directory, checkpoint.config.vocab_size, checkpoint.raw_config)
+    vocab = read_checkpoint_vocab(checkpoint)
     lora = load_adapter(adapter, checkpoint) if adapter is not None else None
     planned = plan(checkpoint, out_type, len(vocab.tokens))
     out_path = Path(out_path)
     tmp = temporary_beside(out_path)
     try:
-        writer = gguf.GGUFWriter(tmp, arch=checkpoint.spec.gguf_arch_name)
+        writer = gguf.GGUFWriter(tmp, arch=checkpoint.family.gguf_arch_name)
         write_metadata(writer, checkpoint, out_type, vocab, checkpoint.directory.name)
         for p in planned:
             block, type_size = gguf.GGML_QUANT_SIZES[p.ggml_type]
@@ -189,9 +182,7 @@ def _prepare(
         data = lora.merged(p.hf_name, data)
     if p.hf_name == "model.embed_tokens.weight":
         data = data[: p.shape[0]]
-    shift = checkpoint.spec.shift(p.gguf_name)
-    if shift:  # elementwise, correctly rounded: the same bits on any CPU (as the merge above)
-        data = data + np.float32(shift)
+    data = checkpoint.family.to_gguf(p.gguf_name, data, checkpoint.config)
     if p.ggml_type is Q.F32:  # written as is: no second copy of a 670 MB embedding
         return np.ascontiguousarray(data)
     return gguf.quants.quantize(np.ascontiguousarray(data), p.ggml_type)

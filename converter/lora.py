@@ -173,12 +173,12 @@ def load_adapter(directory: str | Path, checkpoint: Checkpoint) -> LoraAdapter:
             raise AdapterError(f"cannot merge {key}: LoRA on embeddings and DoRA are not supported")
         match = _LORA_KEY.match(name)
         if match is None:  # a modules_to_save copy of a whole tensor
-            weight_name = checkpoint.spec.text_name(name) or name
+            weight_name = checkpoint.family.text_name(name) or name
             if weight_name not in base_names:
                 raise AdapterError(f"adapter tensor {key} matches nothing in the base model")
             adapter.replacements[weight_name] = file.read(key)
             continue
-        module = checkpoint.spec.text_name(match["module"]) or match["module"]
+        module = checkpoint.family.text_name(match["module"]) or match["module"]
         layer = _LAYER.search(module + ".")
         if layers is not None and layer and int(layer[1]) not in layers:
             continue

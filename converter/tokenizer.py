@@ -85,7 +85,7 @@ def read_vocab(directory: Path, vocab_size: int, hf_config: dict[str, Any]) -> V
         token_id, content = int(key), data["content"]
         if token_id >= vocab_size:
             continue
-        if data.get("special") or _looks_special(content):
+        if data.get("special") or looks_special(content):
             tokens[token_id], types[token_id] = content, T.CONTROL
         else:
             tokens[token_id], types[token_id] = content.replace(SPACE, " "), T.USER_DEFINED
@@ -118,7 +118,7 @@ def read_vocab(directory: Path, vocab_size: int, hf_config: dict[str, Any]) -> V
     )
 
 
-def _looks_special(token: str) -> bool:
+def looks_special(token: str) -> bool:
     """Added tokens some checkpoints forget to mark special (the reference converter's list)."""
     return (
         token in ("<pad>", "<mask>", "<2mass>", "[@BOS@]")

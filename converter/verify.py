@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from converter.errors import MissingExtraError
 from edge_runtime.engine import EngineSettings, LlamaEngine
-from edge_runtime.prompt import render_prompt
+from edge_runtime.prompt import GEMMA_TURNS, ChatFormat
 from edge_runtime.question import Question
 from edge_runtime.schema import AnswerSchema
 
@@ -67,10 +67,18 @@ class ParityReport:
         return data
 
 
-def teacher_text(question: Question) -> str:
-    return render_prompt(question) + AnswerSchema.for_options(len(question.choices)).render(
+def teacher_text(question: Question, chat: ChatFormat = GEMMA_TURNS) -> str:
+    return chat.render(question) + AnswerSchema.for_options(len(question.choices)).render(
         FIXED_BUCKET, question.letters[0]
     )
+
+
+def teacher_ids(engine: LlamaEngine, question: Question) -> tuple[str, list[int]]:
+    """The teacher-forced prompt in the model's own chat format: its text (after BOS) and the
+    ids llama.cpp evaluates (BOS first when the model wants one)."""
+    chat = engine.chat_format()
+    text = teacher_text(question, chat)
+    return text, [*([engine.bos] if chat.add_bos else []), *engine.tokenize(text)]
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
@@ -162,9 +170,8 @@ def verify(
     report = ParityReport()
     try:
         for question in tqdm(questions, desc="verify", unit="prompt", disable=not progress):
-            text = teacher_text(question)
+            text, ids = teacher_ids(engine, question)
             hf_ids = tokenizer(text, add_special_tokens=True)["input_ids"]
-            ids = [engine.bos, *engine.tokenize(text)]
             if hf_ids != ids:
                 report.token_id_mismatches.append(question.id or text[:40])
             with torch.no_grad():
@@ -190,7 +197,7 @@ class DecisionReport:
 
 
 def _decision(engine: LlamaEngine, question: Question) -> tuple[np.ndarray, int]:
-    ids = [engine.bos, *engine.tokenize(teacher_text(question))]
+    _, ids = teacher_ids(engine, question)
     digit_pos, _, digits, letters = _choice_positions(engine, question, len(ids))
     digit_probs = np.exp(_log_softmax(engine.logits_after(ids[: digit_pos + 1])[digits]))
     letter = int(engine.logits_after(ids[:-1])[letters].argmax())
@@ -263,9 +270,8 @@ def compare_ggufs(
     report = ParityReport()
     try:
         for question in tqdm(questions, desc="compare", unit="prompt", disable=not progress):
-            text = teacher_text(question)
-            ids = [engine.bos, *engine.tokenize(text)]
-            ref_ids = [ref_engine.bos, *ref_engine.tokenize(text)]
+            text, ids = teacher_ids(engine, question)
+            _, ref_ids = teacher_ids(ref_engine, question)
             if ref_ids != ids:
                 report.token_id_mismatches.append(question.id or text[:40])
             _compare(

@@ -23,7 +23,7 @@ from edge_runtime.decoding import ResponseTrie, _Node
 from edge_runtime.engine import EngineSettings, LlamaEngine
 from edge_runtime.prompt import PromptTokens
 from edge_runtime.question import Question
-from edge_runtime.schema import AnswerSchema
+from edge_runtime.schema import MAX_OPTIONS, MIN_OPTIONS, AnswerSchema
 
 SAMPLER_CTX = 16_384  # one group's prompts and branches, in one unified KV cache
 SEQS_PER_QUESTION = 6  # branches: one per choice point after the first (2-26 options)
@@ -116,17 +116,26 @@ class SelfSampler:
 
     def __init__(self, path: Path, settings: SampleSettings, *, n_threads: int) -> None:
         self.settings = settings
-        self.engine = LlamaEngine(
-            path,
-            EngineSettings(
-                n_ctx=SAMPLER_CTX,
-                n_threads=n_threads,
-                n_batch=512,
-                n_seq_max=settings.group * SEQS_PER_QUESTION,
-            ),
-        )
-        self.prompt_tokens = PromptTokens(self.engine)  # the runtime's exact ids
+        self.engine = self._engine(path, n_threads, settings.group * SEQS_PER_QUESTION)
         self._tries: dict[int, ResponseTrie] = {}
+        # a small vocabulary splits the schema into more choice points than the real models'
+        # six: then the context is made again with room for one group of such questions
+        need = max(self._branches(n) for n in (MIN_OPTIONS, MAX_OPTIONS))
+        if need > SEQS_PER_QUESTION:
+            self.engine.close()
+            self.engine = self._engine(path, n_threads, settings.group * need)
+            self._tries.clear()
+        self.prompt_tokens = PromptTokens(self.engine)  # the runtime's exact ids
+
+    @staticmethod
+    def _engine(path: Path, n_threads: int, n_seq_max: int) -> LlamaEngine:
+        settings = EngineSettings(
+            n_ctx=SAMPLER_CTX, n_threads=n_threads, n_batch=512, n_seq_max=n_seq_max
+        )
+        return LlamaEngine(path, settings)
+
+    def _branches(self, n_options: int) -> int:
+        return max(1, len(choice_points(self.trie(n_options).root)) - 1)
 
     def close(self) -> None:
         self.engine.close()
@@ -137,17 +146,27 @@ class SelfSampler:
             self._tries[n_options] = ResponseTrie(schema, self.engine)
         return self._tries[n_options]
 
+    def sequences(self, question: Question) -> int:
+        """The parallel sequences a question's branches take."""
+        return self._branches(len(question.choices))
+
     def groups(self, questions: Sequence[Question]) -> Iterator[list[Question]]:
-        """Consecutive groups of at most ``group`` questions that fit in the context."""
+        """Consecutive groups of at most ``group`` questions that fit in the context and in
+        the engine's parallel sequences."""
         group: list[Question] = []
-        tokens = 0
+        tokens = seqs = 0
+        budget = self.engine.settings.n_seq_max
         for q in questions:
-            need = len(self.prompt_tokens(q)) + BRANCH_TOKENS
-            if group and (len(group) >= self.settings.group or tokens + need > SAMPLER_CTX):
+            need, branches = len(self.prompt_tokens(q)) + BRANCH_TOKENS, self.sequences(q)
+            if group and (
+                len(group) >= self.settings.group
+                or tokens + need > SAMPLER_CTX
+                or seqs + branches > budget
+            ):
                 yield group
-                group, tokens = [], 0
+                group, tokens, seqs = [], 0, 0
             group.append(q)
-            tokens += need
+            tokens, seqs = tokens + need, seqs + branches
         if group:
             yield group
 

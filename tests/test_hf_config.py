@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from converter.errors import UnsupportedModelError
-from converter.hf_config import FULL, SLIDING, parse_config
+from converter.families.gemma3 import FULL, SLIDING, parse_config
 
 # google/gemma-3-270m as transformers v4 wrote it
 V4: dict[str, Any] = {

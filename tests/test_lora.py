@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from converter import lora
 from converter.checkpoint import open_checkpoint
@@ -21,6 +20,7 @@ from converter.lora import LoraAdapter, LoraModule, load_adapter
 from converter.safetensors_io import write_safetensors
 from converter.verify import verify
 from edge_runtime.mcq import stratified
+from testkit.tiny_models import make_adapter
 
 OPTIONS: dict[str, dict[str, Any]] = {
     "plain": {"target_modules": "all-linear"},
@@ -41,25 +41,6 @@ OPTIONS: dict[str, dict[str, Any]] = {
     },
     "regex": {"target_modules": r".*\.(q_proj|v_proj)"},
 }
-
-
-def make_adapter(
-    base: Path, out: Path, *, r: int = 4, lora_alpha: int = 8, **options: Any
-) -> dict[str, np.ndarray]:
-    """A real peft adapter with non-zero B; returns peft's merged weights."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    peft_model = get_peft_model(model, LoraConfig(r=r, lora_alpha=lora_alpha, **options))
-    torch.manual_seed(1)
-    with torch.no_grad():
-        for name, param in peft_model.named_parameters():
-            if "lora_B" in name:
-                param.normal_(0.0, 0.05)
-    peft_model.save_pretrained(out)
-    merged = peft_model.merge_and_unload()
-    return {k: v.float().numpy() for k, v in merged.state_dict().items()}
 
 
 @pytest.mark.parametrize("variant", list(OPTIONS))

@@ -35,7 +35,7 @@ SHUFFLE_SEED = 20261130
 SHUFFLES = 20
 
 
-def _design(passes: Sequence[Pass]) -> tuple[Any, Any, Any]:
+def design(passes: Sequence[Pass]) -> tuple[Any, Any, Any]:
     import numpy as np
 
     rows = [features(p.result, p.question, p.result.n_prompt_tokens or 0) for p in passes]
@@ -62,8 +62,8 @@ def calibrated_scores(
     """Fit both calibrators on calib (the hidden one when every pass holds its state)."""
     import numpy as np
 
-    x_calib, y_calib, h_calib = _design(calib)
-    x_eval, y_eval, h_eval = _design(evaluation)
+    x_calib, y_calib, h_calib = design(calib)
+    x_eval, y_eval, h_eval = design(evaluation)
     extra = {"mode": "fast", "by": "bench"}
     v1 = fit_calibrator(x_calib, y_calib, model_sha256=model_sha256, extra=extra)
     out_of_fold = cross_validated(x_calib, y_calib, l2=float(v1.fit["l2"]))

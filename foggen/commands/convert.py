@@ -14,8 +14,9 @@ def register(commands: Any) -> None:
     convert = commands.add_parser(
         "convert",
         help="HF checkpoint (+ LoRA adapter) -> GGUF, or GGUF -> HF with --from-gguf",
-        description="Convert a bf16 Hugging Face Gemma-3 checkpoint (folder or hub id), with an "
-        "optional PEFT LoRA adapter merged in, to GGUF; or a GGUF back to an HF checkpoint.",
+        description="Convert a Hugging Face checkpoint (folder or hub id) of Gemma-3, Qwen2 or "
+        "Llama, with an optional PEFT LoRA adapter merged in, to GGUF; or a GGUF back to a bf16 "
+        "HF checkpoint (Qwen2 and Llama through transformers: needs the [train] extra).",
     )
     convert.add_argument("source", nargs="?", help="checkpoint folder or hub id (owner/name)")
     convert.add_argument("--out", help="output .gguf")

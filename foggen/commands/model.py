@@ -36,11 +36,17 @@ def register(commands: Any) -> None:
     info.set_defaults(handler=run_info)
     fetch.set_defaults(handler=run_fetch)
     build = actions.add_parser(
-        "build", help="rebuild a chain round's GGUF from the committed adapters (no torch)"
+        "build",
+        help="rebuild a chain round's GGUF from the committed adapters (no torch for Gemma)",
     )
     build.add_argument("--round", type=int, help="round number (default: the last published)")
     build.add_argument("--chain", default="models/chain", help="published adapters folder")
     build.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    build.add_argument(
+        "--base",
+        help="the GGUF or named model the chain started from (default: the embedded model); "
+        "a Qwen2 or Llama base needs the [train] extra",
+    )
     build.set_defaults(handler=run_build)
 
 
@@ -140,7 +146,12 @@ def run_fetch(args: argparse.Namespace) -> int:
 def run_build(args: argparse.Namespace) -> int:
     from converter.chain.build import build_round
     from edge_runtime.config import foggen_home
+    from edge_runtime.models import resolve_model
 
-    result = build_round(Path(args.chain), args.round, home=foggen_home(), threads=args.threads)
+    home = foggen_home()
+    base = resolve_model(args.base, home=home).path if args.base else None
+    result = build_round(
+        Path(args.chain), args.round, home=home, threads=args.threads, base_gguf=base
+    )
     print(json.dumps(result, indent=1))
     return EXIT_OK

@@ -1,4 +1,5 @@
-"""A Gemma-3 text config, read from either transformers spelling and checked against llama.cpp.
+"""Gemma-3: its config (either transformers spelling, checked against llama.cpp), tensors and
+GGUF keys.
 
 transformers v5 writes ``rope_parameters`` ({"full_attention": {...}, "sliding_attention": {...}})
 and ``layer_types`` with ``rope_theta: null`` at the top level; configs written by v4 use
@@ -12,7 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from converter.errors import UnsupportedModelError
+import gguf
+import numpy as np
+
+from converter.errors import CheckpointFormatError, UnsupportedModelError
+from converter.families.base import Family, layer_tensors, write_shape
 
 TEXT_MODEL_TYPES = ("gemma3_text",)
 MULTIMODAL_MODEL_TYPES = ("gemma3",)
@@ -104,7 +109,7 @@ def parse_config(raw: dict[str, Any]) -> Gemma3Config:
         supported = ", ".join(TEXT_MODEL_TYPES + MULTIMODAL_MODEL_TYPES)
         raise UnsupportedModelError(
             f"model_type {model_type!r} is not supported; this converter handles {supported} "
-            "(Gemma-3). Add an entry to converter.architectures for another architecture."
+            "(Gemma-3)"
         )
     n_layers = int(_require(config, "num_hidden_layers"))
     rope_params: dict[str, Any] = config.get("rope_parameters") or {}
@@ -178,3 +183,123 @@ def _check_llama_cpp_compatible(parsed: Gemma3Config, config: dict[str, Any]) ->
         raise UnsupportedModelError(
             "this checkpoint would run wrong in llama.cpp: " + "; ".join(problems)
         )
+
+
+# -- tensors and GGUF ------------------------------------------------------------------------------
+# transformers' modeling_gemma3.Gemma3DecoderLayer module names
+LAYER_TENSORS = tuple(
+    f"{module}.weight"
+    for module in (
+        "input_layernorm",
+        "self_attn.q_proj",
+        "self_attn.k_proj",
+        "self_attn.v_proj",
+        "self_attn.o_proj",
+        "self_attn.q_norm",
+        "self_attn.k_norm",
+        "post_attention_layernorm",
+        "pre_feedforward_layernorm",
+        "post_feedforward_layernorm",
+        "mlp.gate_proj",
+        "mlp.up_proj",
+        "mlp.down_proj",
+    )
+)
+# Gemma3RMSNorm computes x * (1 + w): llama.cpp multiplies by the stored weight, so every
+# *norm.weight is stored as w + 1 (verified on the embedded GGUF).
+NORM_SHIFT = np.float32(1.0)
+
+
+def hf_tensors(config: Gemma3Config) -> list[str]:
+    globals_ = ["model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"]
+    return [*globals_, *layer_tensors(config.num_hidden_layers, LAYER_TENSORS)]
+
+
+def is_norm(gguf_name: str) -> bool:
+    return gguf_name.endswith("norm.weight")
+
+
+def to_gguf(gguf_name: str, data: np.ndarray, config: Gemma3Config) -> np.ndarray:
+    # elementwise, correctly rounded: the same bits on any CPU
+    return data + NORM_SHIFT if is_norm(gguf_name) else data
+
+
+def from_gguf(gguf_name: str, data: np.ndarray) -> np.ndarray:
+    return data - NORM_SHIFT if is_norm(gguf_name) else data
+
+
+def write_metadata(writer: gguf.GGUFWriter, c: Gemma3Config) -> None:
+    write_shape(writer, c)
+    writer.add_layer_norm_rms_eps(c.rms_norm_eps)
+    writer.add_key_length(c.head_dim)  # head_dim 256 != hidden / heads at 270M
+    writer.add_value_length(c.head_dim)
+    writer.add_rope_freq_base(c.rope_theta)
+    writer.add_rope_freq_base_swa(c.rope_local_base_freq)
+    writer.add_sliding_window(c.sliding_window)
+    if not c.default_swa_pattern:  # llama.cpp reads the per-layer pattern when given
+        writer.add_sliding_window_pattern([t == SLIDING for t in c.layer_types])
+    if c.rope_scaling_factor:
+        writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+        writer.add_rope_scaling_factor(c.rope_scaling_factor)
+    if c.final_logit_softcapping:
+        writer.add_final_logit_softcapping(c.final_logit_softcapping)
+
+
+def config_from_gguf(fields: dict[str, Any]) -> Gemma3Config:
+    """The config of a gemma3 GGUF (its ``gemma3.*`` keys), for writing config.json."""
+
+    def key(name: str, default: Any = None) -> Any:
+        value = fields.get(f"gemma3.{name}", default)
+        if value is None:
+            raise CheckpointFormatError(f"the GGUF lacks gemma3.{name}")
+        return value
+
+    n_layers = int(key("block_count"))
+    pattern = fields.get("gemma3.attention.sliding_window_pattern")
+    if isinstance(pattern, list):
+        layer_types = tuple(SLIDING if swa else FULL for swa in pattern)
+    else:
+        layer_types = _pattern_layers(n_layers, int(pattern or 6))
+    return Gemma3Config(
+        vocab_size=len(fields["tokenizer.ggml.tokens"]),
+        hidden_size=int(key("embedding_length")),
+        intermediate_size=int(key("feed_forward_length")),
+        num_hidden_layers=n_layers,
+        num_attention_heads=int(key("attention.head_count")),
+        num_key_value_heads=int(key("attention.head_count_kv")),
+        head_dim=int(key("attention.key_length")),
+        max_position_embeddings=int(key("context_length")),
+        rms_norm_eps=float(key("attention.layer_norm_rms_epsilon")),
+        rope_theta=float(key("rope.freq_base", 1_000_000.0)),
+        rope_local_base_freq=float(key("rope.freq_base_swa", 10_000.0)),
+        sliding_window=int(key("attention.sliding_window")),
+        layer_types=layer_types,
+        rope_scaling_factor=fields.get("gemma3.rope.scaling.factor"),
+        final_logit_softcapping=fields.get("gemma3.final_logit_softcapping"),
+        query_pre_attn_scalar=int(key("attention.key_length")),
+        tie_word_embeddings=True,
+        multimodal=False,
+    )
+
+
+GEMMA3 = Family(
+    name="gemma3",
+    architectures=("Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"),
+    gguf_arch=gguf.MODEL_ARCH.GEMMA3,
+    tokenizer="llama",
+    hf_tensors=hf_tensors,
+    parse_config=parse_config,
+    write_metadata=write_metadata,
+    to_gguf=to_gguf,
+    text_prefixes=(
+        ("model.language_model.", "model."),
+        ("language_model.model.", "model."),
+        ("language_model.lm_head.", "lm_head."),
+    ),
+    skip_prefixes=(
+        "vision_tower.",
+        "multi_modal_projector.",
+        "model.vision_tower.",
+        "model.multi_modal_projector.",
+    ),
+)

@@ -1,0 +1,104 @@
+"""Per rung, against the F16 rung: the figures a device owner compares, from one bench report.
+
+Standard errors: binomial for accuracy, fractions and agreement (sqrt(p(1-p)/n)); Hanley &
+McNeil for AUROC; the bench's per-question lift standard error.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from benchmarks.bench.calib import auroc_standard_error, lift_standard_error
+from edge_runtime.routing import metrics
+
+TARGET = "0.70"  # the operating point compared: 70 % of calib routed to the cloud
+SIGNALS = ("letter", "calibrated", "hidden")
+
+
+def binomial_se(p: float, n: int) -> float:
+    return round(100.0 * math.sqrt(max(p * (1 - p), 0.0) / n), 2) if n else float("nan")
+
+
+def _column(model: dict[str, Any], key: str) -> list[Any]:
+    return [q[key] for q in model["questions"]]
+
+
+def rung_row(model: dict[str, Any], f16: dict[str, Any]) -> dict[str, Any]:
+    n = len(model["questions"])
+    local = _column(model, "local_correct")
+    accuracy = sum(local) / n
+    agree = sum(a == b for a, b in zip(_column(model, "local"), _column(f16, "local"), strict=True))
+    speed, process = model["speed"], model["speed"].get("process", {})
+    row: dict[str, Any] = {
+        "size_mb": model["size_mb"],
+        "load_ms": model["load_ms"],
+        "cold_start_ms": process.get("cold_start_ms"),
+        "peak_rss_fast_only_mb": process.get("peak_rss_fast_only_mb"),
+        "prompt_eval_tokens_per_s": speed.get("engine", {}).get("prompt_eval_tokens_per_s"),
+        "decode_tokens_per_s": speed.get("engine", {}).get("decode_tokens_per_s"),
+        "fast_median_ms": speed["fast"]["latency_ms"]["median"],
+        "fast_p95_ms": speed["fast"]["latency_ms"]["p95"],
+        "n": n,
+        "accuracy": round(100.0 * accuracy, 2),
+        "accuracy_se": binomial_se(accuracy, n),
+        "agreement_with_f16": round(100.0 * agree / n, 2),
+        "agreement_se": binomial_se(agree / n, n),
+        "signals": {},
+    }
+    for signal in SIGNALS:
+        row["signals"][signal] = _signal(model, f16, signal, local)
+    return row
+
+
+def _signal(
+    model: dict[str, Any], f16: dict[str, Any], signal: str, local: list[bool]
+) -> dict[str, Any] | None:
+    scores = _column(model, signal)
+    if all(s is None for s in scores):
+        return None
+    calibration = model["calibration"].get(signal) or {}
+    own = (model.get("calib_operating_points") or {}).get(signal, {}).get(TARGET)
+    f16_point = (f16.get("calib_operating_points") or {}).get(signal, {}).get(TARGET)
+    out: dict[str, Any] = {
+        "auroc": calibration.get("auroc"),
+        "auroc_se": auroc_standard_error(scores, local),
+        "ece": calibration.get("ece"),
+    }
+    if own is not None:
+        out.update(tau=own["tau"], lift=_pct(own["eval"]["lift"]), lift_se=own["eval_lift_se"])
+    if f16_point is not None:  # the tau a deployment chose on F16, kept on this rung
+        fraction = metrics.cloud_fraction(scores, f16_point["tau"])
+        f16_fraction = f16_point["eval"]["cloud_fraction"]
+        out.update(
+            f16_tau=f16_point["tau"],
+            routed_at_f16_tau=_pct(fraction),
+            routed_se=binomial_se(fraction, len(scores)),
+            routed_shift=_pct(fraction - f16_fraction),
+        )
+    return out
+
+
+def _pct(value: float | None) -> float | None:
+    return None if value is None else round(100.0 * value, 2)
+
+
+def transfer_row(
+    f16_scores: Sequence[float], own_scores: Sequence[float], tau: float, model: dict[str, Any]
+) -> dict[str, Any]:
+    """A calibrator fitted on F16's calib passes, applied to this rung's eval passes at the tau
+    chosen with it on F16's calib, against the rung's own calibrator at its own tau."""
+    local = _column(model, "local_correct")
+    cloud = _column(model, "cloud_correct")
+    transferred = metrics.operating_point(list(f16_scores), local, cloud, tau)
+    own_auroc = metrics.auroc(list(own_scores), local)
+    f16_auroc = metrics.auroc(list(f16_scores), local)
+    return {
+        "auroc_f16_calibrator": None if f16_auroc is None else round(f16_auroc, 4),
+        "auroc_own_calibrator": None if own_auroc is None else round(own_auroc, 4),
+        "tau": tau,
+        "routed": _pct(transferred.cloud_fraction),
+        "lift": _pct(transferred.lift),
+        "lift_se": lift_standard_error(list(f16_scores), local, cloud, tau),
+    }
