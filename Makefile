@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 BENCH_HF ?= .cache/bench/hf-embedded
 BENCH_ARGS ?=
 
-.PHONY: install test test-fast demo bench latency reference parity fault-matrix escalation-latency fog serve serve-load calibration calibrators train-speed chain-270m lint clean
+.PHONY: install test test-fast demo bench latency reference parity fault-matrix escalation-latency fog ladder serve serve-load calibration calibrators train-speed chain-270m lint clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,9 @@ fault-matrix: install  ## every cloud failure case against a fault-injecting ser
 
 escalation-latency: install  ## what an escalation to the simulated cloud adds, >= 50 questions
 	$(BIN)/python -m benchmarks.escalation_latency
+
+ladder: install  ## quantization ladder: F16 export, Q8_0..Q4_0 side by side (270M full eval; LADDER_ARGS to change)
+	$(BIN)/python -m benchmarks.ladder --model gemma-3-270m --full --calib 32 $(LADDER_ARGS)
 
 fog: install  ## kiosk 270M -> gateway 1.5B (foggen serve) -> simulated cloud on 127.0.0.1: reports/fog (resumable)
 	$(BIN)/foggen model fetch qwen2.5-coder-1.5b

@@ -10,7 +10,7 @@ from typing import Any
 from benchmarks.bench.config import BenchConfig
 from benchmarks.bench.run import run_bench, write_report
 from benchmarks.ladder import __doc__ as LADDER_DOC
-from benchmarks.ladder.analysis import rung_row
+from benchmarks.ladder.analysis import rung_row, with_f16_calibrator
 from benchmarks.ladder.markdown import render
 from benchmarks.ladder.repack import repack_info
 from benchmarks.ladder.rungs import RUNGS, build_rungs
@@ -37,6 +37,11 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default=".cache/ladder", help="where the rungs' GGUFs go")
     parser.add_argument("--out", help="default: reports/ladder/MODEL")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="rebuild ladder.json/.md from OUT/bench/bench.json and the cached passes",
+    )
     return parser.parse_args(argv)
 
 
@@ -56,8 +61,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         out=out / "bench",
         plots=False,
     )
-    report = run_bench(config)
-    write_report(report, out / "bench", plots=False)
+    if args.report_only:
+        report = json.loads((out / "bench" / "bench.json").read_text(encoding="utf-8"))
+    else:
+        report = run_bench(config)
+        write_report(report, out / "bench", plots=False)
     models = report["models"]
     transfer = calibrator_transfer(config, rungs, report)
     ladder: dict[str, Any] = {
@@ -75,10 +83,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         row = rung_row(model, models[0])
         row.update(build=rung.build, repack=repack_info(rung.path), sha256=model["sha256"])
         ladder["rungs"][rung.name] = row
-        for signal, t in transfer[rung.name].items():
-            own = row["signals"].get(signal) or {}
-            if own.get("lift") is not None and t["lift"] is not None:
-                t["lift_lost"] = round(own["lift"] - t["lift"], 2)
+        with_f16_calibrator(row, transfer[rung.name], transfer[rungs[0].name])
     write_json(out / "ladder.json", ladder)
     (out / "ladder.md").write_text(render(ladder), encoding="utf-8")
     print(json.dumps({"written": [str(out / "ladder.json"), str(out / "ladder.md")]}))

@@ -80,6 +80,23 @@ def _signal(
     return out
 
 
+def with_f16_calibrator(
+    row: dict[str, Any], transfer: dict[str, Any], f16_transfer: dict[str, Any]
+) -> None:
+    """A calibrated signal's routing at a fixed tau means F16's calibrator and tau kept on this
+    rung (its own calibrator is another function): the routed % and shift come from the
+    transfer; and the lift lost against the rung's own calibrator and tau."""
+    for signal, t in transfer.items():
+        own = row["signals"].get(signal)
+        if own is None:
+            continue
+        if own.get("lift") is not None and t["lift"] is not None:
+            t["lift_lost"] = round(own["lift"] - t["lift"], 2)
+        own["routed_at_f16_tau"] = t["routed"]
+        own["routed_se"] = binomial_se(t["routed"] / 100.0, row["n"])
+        own["routed_shift"] = round(t["routed"] - f16_transfer[signal]["routed"], 2)
+
+
 def _pct(value: float | None) -> float | None:
     return None if value is None else round(100.0 * value, 2)
 

@@ -54,9 +54,10 @@ def render(ladder: dict[str, Any]) -> str:
 def _quality(rungs: dict[str, dict[str, Any]]) -> list[str]:
     lines = [
         "Accuracy and agreement (same letter as F16) in %, ± one standard error. Per signal: "
-        "AUROC, ECE, the routed % at the tau chosen on F16's calib for 70 % routed (and its "
-        "shift from F16 in points), and the lift over random at the rung's own calib-chosen "
-        "tau.",
+        "AUROC, ECE, the routed % at the tau chosen on F16's calib for 70 % routed (for the "
+        "calibrated signals with F16's calibrator too: what a deployment that keeps them would "
+        "route) and its shift from F16 in points, and the lift over random at the rung's own "
+        "calib-chosen tau (its own calibrator).",
         "",
         "| rung | accuracy | agree w/ F16 | signal | AUROC | ECE | routed at F16 tau | shift "
         "| lift at own tau |",
@@ -113,7 +114,8 @@ def recommendations(rungs: dict[str, dict[str, Any]]) -> list[str]:
     safe = safe_rungs(rungs) or [next(iter(rungs))]
     smallest = min(safe, key=lambda n: rungs[n]["size_mb"])
     fastest = min(safe, key=lambda n: rungs[n]["fast_median_ms"])
-    best = max(safe, key=lambda n: (rungs[n]["agreement_with_f16"], -rungs[n]["size_mb"]))
+    quantized = [n for n in safe if n != next(iter(rungs))] or safe  # F16 is the yardstick
+    best = max(quantized, key=lambda n: (rungs[n]["agreement_with_f16"], -rungs[n]["size_mb"]))
     s, f, b = rungs[smallest], rungs[fastest], rungs[best]
     return [
         f"Rungs that keep F16's accuracy (within one SE) and routing (shift <= "
@@ -126,6 +128,7 @@ def recommendations(rungs: dict[str, dict[str, Any]]) -> list[str]:
         "RSS here; a Pi's memory bandwidth makes size the speed |",
         f"| laptop | {fastest} | the fastest safe rung here: fast median "
         f"{_f(f['fast_median_ms'], 0)} ms, {_f(f['prompt_eval_tokens_per_s'])} prompt tok/s |",
-        f"| LAN gateway | {best} | the closest to F16 ({_f(b['agreement_with_f16'])} % same "
-        f"letters, accuracy {_f(b['accuracy'])} %) at {_f(b['size_mb'])} MB |",
+        f"| LAN gateway | {best} | the quantized rung closest to F16 "
+        f"({_f(b['agreement_with_f16'])} % same letters, accuracy {_f(b['accuracy'])} %) at "
+        f"{_f(b['size_mb'])} MB |",
     ]

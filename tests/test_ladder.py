@@ -1,0 +1,42 @@
+"""The quantization ladder end to end on SmolLM2-135M with two rungs and a handful of questions:
+real export, real quantization, real bench passes, the calibrator transfer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.ladder.__main__ import main
+from benchmarks.ladder.markdown import safe_rungs
+from edge_runtime.gguf_check import inspect_gguf
+
+
+def test_two_rung_ladder(model_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FOGGEN_HOME", str(model_home))
+    out = tmp_path / "out"
+    ladder = main(
+        ["--model", "smollm2-135m", "--rungs", "F16,Q4_0", "--limit", "1", "--calib", "4",
+         "--small", "1", "--work", str(tmp_path / "work"), "--out", str(out)]
+    )  # fmt: skip
+    f16, q4 = ladder["rungs"]["F16"], ladder["rungs"]["Q4_0"]
+    assert list(ladder["rungs"]) == ["F16", "Q4_0"]
+    assert set(inspect_gguf(tmp_path / "work" / "smollm2-135m" / "F16.gguf").tensor_types) == {
+        "F16",
+        "F32",
+    }
+    assert q4["size_mb"] < f16["size_mb"] / 2.5
+    assert f16["n"] == q4["n"] == 7 and f16["agreement_with_f16"] == 100.0
+    assert 0.0 <= q4["agreement_with_f16"] <= 100.0
+    assert f16["prompt_eval_tokens_per_s"] > 0 and q4["peak_rss_fast_only_mb"] > 0
+    # the transfer refits F16's calibrator on F16's calib passes: on F16 itself it must be the
+    # bench's own fit, to the bit
+    own = ladder["transfer"]["F16"]["calibrated"]
+    assert own["auroc_f16_calibrator"] == own["auroc_own_calibrator"]
+    assert own["lift_lost"] == 0.0
+    assert "F16" in safe_rungs(ladder["rungs"])
+    written = json.loads((out / "ladder.json").read_text())
+    assert written["rungs"]["Q4_0"]["sha256"] == q4["sha256"]
+    md = (out / "ladder.md").read_text()
+    assert "**extrapolated**" in md and "| Q4_0 |" in md and "re-quantization noise" in md
