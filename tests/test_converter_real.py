@@ -86,7 +86,7 @@ def test_real_size_lora_merge_equals_peft_and_runs_in_llama_cpp(
     """The recipe's adapter shape (r=16, alpha=32, all linear layers) on the full-size model."""
     from converter.checkpoint import open_checkpoint
     from converter.lora import load_adapter
-    from tests.test_lora import make_adapter
+    from testkit.tiny_models import make_adapter
 
     expected = make_adapter(
         hf_checkpoint, tmp_path / "adapter", target_modules="all-linear", r=16, lora_alpha=32
