@@ -110,4 +110,7 @@ def test_real_size_lora_merge_equals_peft_and_runs_in_llama_cpp(
     report = verify(
         hf_checkpoint, merged, stratified(1)[:3], adapter=tmp_path / "adapter", progress=False
     )
-    assert report.top1_agreement >= 0.99, report.to_dict()
+    # measured 0.989-0.99+ top-1 (537-538 of 543 positions: random LoRA updates leave near
+    # ties that fp32 reduction order flips) and mean KL 2.3e-5; a wrong merge gives KL >> 1e-3
+    assert report.top1_agreement >= 0.98, report.to_dict()
+    assert report.mean_kl < 1e-3 and report.letter_agreement == 1.0, report.to_dict()
