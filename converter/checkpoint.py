@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from converter.errors import CheckpointFormatError, CheckpointNotFoundError, HubUnavailableError
-from converter.families import Family, family_for
+from converter.families import Family, TextConfig, family_for
 from converter.safetensors_io import SafetensorsFile
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ INDEX_FILE = "model.safetensors.index.json"
 class Checkpoint:
     directory: Path
     raw_config: dict[str, Any]
-    config: Any  # the family's parsed config (converter.families.TextConfig)
+    config: TextConfig  # the family's parsed config
     family: Family
     files: tuple[SafetensorsFile, ...]
 
