@@ -149,6 +149,9 @@ def export_gguf(
     try:
         writer = gguf.GGUFWriter(tmp, arch=checkpoint.family.gguf_arch_name)
         write_metadata(writer, checkpoint, out_type, vocab, checkpoint.directory.name)
+        extras = checkpoint.family.extra_tensors(checkpoint.config)
+        for name, values in extras:  # first, as the reference converter writes them
+            writer.add_tensor_info(name, values.shape, values.dtype, values.nbytes)
         for p in planned:
             block, type_size = gguf.GGML_QUANT_SIZES[p.ggml_type]
             nbytes = int(np.prod(p.shape)) // block * type_size
@@ -159,6 +162,8 @@ def export_gguf(
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_ti_data_to_file()
+        for _, values in extras:
+            writer.write_tensor_data(values)
         names = checkpoint.tensor_names()
         for p in tqdm(
             planned, desc=f"export {out_type.value}", unit="tensor", disable=not progress

@@ -4,8 +4,10 @@ Gemma-3 is written here, without torch: quantized tensors are dequantized with g
 kernels, the norm weights shifted back (GGUF stores w + 1), the vocabulary rebuilt as a
 SentencePiece ModelProto. Qwen2 and Llama go through transformers' own GGUF loader
 (``gguf_file=``, dequantizing; needs the [train] extra), which also undoes llama.cpp's q/k row
-permutation and builds tokenizer.json; we go beyond it in one place: pre-tokenizers it does not
-know (SmolLM2's ``smollm``: digits split one by one) are written from ``tokenizer.ggml.pre``.
+permutation and builds tokenizer.json; we go beyond it where it falls short: pre-tokenizers it
+does not know (SmolLM2's ``smollm``: digits split one by one) are written from
+``tokenizer.ggml.pre``, and Llama 3's RoPE scaling, which it drops, is recovered from the
+``rope_freqs`` tensor (see converter.families.rope).
 The folder appears only when complete (built beside it, then renamed).
 """
 
@@ -27,9 +29,12 @@ from tqdm import tqdm
 
 from converter.errors import CheckpointFormatError, OutputError, UnsupportedModelError
 from converter.families import family_for_gguf
+from converter.families.decoder import rope_from_gguf
 from converter.families.gemma3 import GEMMA3, config_from_gguf, from_gguf
 from converter.safetensors_io import write_safetensors
 from converter.tokenizer import vocab_from_gguf_fields, write_hf_tokenizer
+
+EXTRA_TENSORS = ("rope_freqs.weight",)  # made from the config; transformers' loader skips them
 
 
 def read_fields(reader: gguf.GGUFReader) -> dict[str, Any]:
@@ -52,7 +57,9 @@ def gguf_to_hf(gguf_path: str | Path, out_dir: str | Path, *, progress: bool = T
     if family is not GEMMA3:
         from converter.to_hf_transformers import transformers_to_hf
 
-        return transformers_to_hf(Path(gguf_path), fields, out_dir)
+        extras = {t.name: np.asarray(t.data) for t in reader.tensors if t.name in EXTRA_TENSORS}
+        rope = rope_from_gguf(fields, extras)
+        return transformers_to_hf(Path(gguf_path), fields, out_dir, rope_parameters=rope)
     config = config_from_gguf(fields)
     vocab = vocab_from_gguf_fields(fields)
     reverse = {g: h for h, g in GEMMA3.name_map(config).items()}

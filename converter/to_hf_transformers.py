@@ -2,7 +2,8 @@
 
 transformers dequantizes with gguf's numpy kernels, undoes llama.cpp's q/k permutation, and
 builds tokenizer.json from the GGUF's tokens and merges. Where it falls short we finish the job
-(``finish_tokenizer``), each from the GGUF's own keys:
+(``finish_tokenizer``, and Llama 3's RoPE scaling passed in from its ``rope_freqs`` tensor),
+each from the GGUF's own data:
 - a pre-tokenizer it does not know (e.g. SmolLM2's ``smollm``) becomes plain byte-level
   splitting, which tokenizes digits differently from llama.cpp: rewritten from
   ``tokenizer.ggml.pre``;
@@ -27,16 +28,27 @@ from converter.to_hf import staged
 log = logging.getLogger(__name__)
 
 
-def transformers_to_hf(gguf_path: Path, fields: dict[str, Any], out_dir: Path) -> Path:
+def transformers_to_hf(
+    gguf_path: Path,
+    fields: dict[str, Any],
+    out_dir: Path,
+    *,
+    rope_parameters: dict[str, Any] | None = None,
+) -> Path:
+    """``rope_parameters``: RoPE scaling the loader cannot read from the GGUF (Llama 3's)."""
     try:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, GgufConfig
     except ImportError as exc:
         raise MissingExtraError("torch and transformers", "train") from exc
     with staged(out_dir) as staging:
         tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        config = AutoConfig.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        if rope_parameters is not None:
+            config.rope_parameters = rope_parameters
         model = AutoModelForCausalLM.from_pretrained(
             gguf_path.parent,
+            config=config,
             gguf_file=gguf_path.name,
             dtype=torch.bfloat16,
             quantization_config=GgufConfig(dequantize=True),

@@ -74,9 +74,12 @@ def write_bpe_tokenizer(directory: Path, pre: str, *, add_bos: bool, vocab_size:
     return tokenizer.get_vocab_size()
 
 
-def tiny_bpe_checkpoint(directory: Path, family: str, *, seed: int = 0) -> Path:
+def tiny_bpe_checkpoint(
+    directory: Path, family: str, *, seed: int = 0, rope: dict[str, Any] | None = None
+) -> Path:
     """A 2-layer random ``family`` model ("qwen2" or "llama") saved in bf16 with its tokenizer.
-    Qwen2 is tied (like Qwen2.5-1.5B); the Llama is untied, so lm_head is exported too."""
+    Qwen2 is tied (like Qwen2.5-1.5B); the Llama is untied, so lm_head is exported too.
+    ``rope``: RoPE scaling parameters (e.g. Llama 3's), besides the family's theta."""
     import torch
     import transformers
 
@@ -90,6 +93,8 @@ def tiny_bpe_checkpoint(directory: Path, family: str, *, seed: int = 0) -> Path:
         rope_theta=1_000_000.0 if family == "qwen2" else 100_000.0,
         tie_word_embeddings=family == "qwen2", bos_token_id=0, eos_token_id=2, pad_token_id=0,
     )  # fmt: skip
+    if rope is not None:
+        config.rope_parameters = {**config.rope_parameters, **rope}
     torch.manual_seed(seed)
     model = transformers.AutoModelForCausalLM.from_config(config)
     with torch.no_grad():

@@ -121,7 +121,8 @@ def _variant(tiny: Path, tmp_path: Path, **changes: object) -> Path:
         ({"architectures": ["MistralForCausalLM"]}, "MistralForCausalLM.*supported: Gemma3"),
         ({"hidden_act": "gelu"}, "hidden_act 'gelu'"),
         ({"rope_parameters": None, "rope_scaling": {"type": "yarn", "factor": 4.0}}, "yarn"),
-        ({"rope_parameters": {"rope_type": "llama3", "factor": 8.0}}, "RoPE scaling 'llama3'"),
+        ({"rope_parameters": {"rope_type": "dynamic", "factor": 2.0}}, "RoPE scaling 'dynamic'"),
+        ({"rope_parameters": {"rope_type": "llama3", "factor": 8.0}}, "llama3 RoPE scaling"),
     ],
 )
 def test_wrong_configs_are_refused(

@@ -42,6 +42,8 @@ class Family:
     # how a multimodal checkpoint spells the text model's names -> the text spelling
     text_prefixes: tuple[tuple[str, str], ...] = ()
     skip_prefixes: tuple[str, ...] = ()  # tensors of other towers, skipped
+    # tensors made from the config (GGUF name, F32 values), e.g. Llama 3's rope_freqs
+    extra_tensors: Callable[[Any], list[tuple[str, np.ndarray]]] = lambda config: []
 
     @property
     def gguf_arch_name(self) -> str:

@@ -5,6 +5,7 @@ Their quirks, each in one place:
 - llama.cpp's llama graph rotates interleaved pairs where transformers rotates halves, so the
   reference converter permutes the rows of q and k per head (``permute_qk``); Qwen2's graph
   rotates halves (NEOX), so its weights are copied.
+- RoPE: default, linear and Llama 3's scaling (a ``rope_freqs`` tensor): see families.rope.
 - ``tie_word_embeddings``: a tied model has no ``lm_head`` in GGUF (llama.cpp reuses token_embd).
 - Both read byte-level BPE (``tokenizer.json`` with merges): see converter.bpe_vocab.
 """
@@ -19,6 +20,7 @@ import numpy as np
 
 from converter.errors import UnsupportedModelError
 from converter.families.base import Family, layer_tensors, unchanged, write_shape
+from converter.families.rope import Rope, llama3_divisors, llama3_from_divisors, read_rope
 
 MLP_AND_NORMS = (
     "input_layernorm.weight",
@@ -44,8 +46,7 @@ class DecoderConfig:
     explicit_head_dim: bool  # config.json states head_dim (the reference then writes key_length)
     max_position_embeddings: int
     rms_norm_eps: float
-    rope_theta: float
-    rope_scaling_factor: float | None  # linear scaling, if any
+    rope: Rope
     tie_word_embeddings: bool
     qkv_bias: bool
 
@@ -56,21 +57,6 @@ def _require(config: dict[str, Any], key: str, family: str) -> Any:
     return config[key]
 
 
-def _rope(config: dict[str, Any]) -> tuple[float, float | None]:
-    """(theta, linear factor): v5's ``rope_parameters`` or v4's ``rope_theta``, ``rope_scaling``."""
-    params: dict[str, Any] = config.get("rope_parameters") or {}
-    scaling: dict[str, Any] = params or config.get("rope_scaling") or {}
-    theta = params.get("rope_theta", config.get("rope_theta")) or 10_000.0
-    kind = scaling.get("rope_type") or scaling.get("type")
-    if kind in (None, "default"):
-        return float(theta), None
-    if kind == "linear" and scaling.get("factor"):
-        return float(theta), float(scaling["factor"])
-    raise UnsupportedModelError(
-        f"RoPE scaling {kind!r} is not handled by this converter (default and linear are)"
-    )
-
-
 def parse_config(raw: dict[str, Any]) -> DecoderConfig:
     model_type = raw.get("model_type")
     if model_type not in ("llama", "qwen2"):
@@ -78,7 +64,11 @@ def parse_config(raw: dict[str, Any]) -> DecoderConfig:
     family = "Llama" if model_type == "llama" else "Qwen2"
     heads = int(_require(raw, "num_attention_heads", family))
     hidden = int(_require(raw, "hidden_size", family))
-    theta, factor = _rope(raw)
+    rope = read_rope(raw)
+    if rope.llama3 is not None and model_type != "llama":
+        raise UnsupportedModelError(
+            "llama3 RoPE scaling on a Qwen2: llama.cpp's qwen2 graph has none"
+        )
     parsed = DecoderConfig(
         model_type=model_type,
         vocab_size=int(_require(raw, "vocab_size", family)),
@@ -91,8 +81,7 @@ def parse_config(raw: dict[str, Any]) -> DecoderConfig:
         explicit_head_dim=raw.get("head_dim") is not None,
         max_position_embeddings=int(raw.get("max_position_embeddings") or 4096),
         rms_norm_eps=float(raw.get("rms_norm_eps") or 1e-6),
-        rope_theta=theta,
-        rope_scaling_factor=factor,
+        rope=rope,
         tie_word_embeddings=bool(raw.get("tie_word_embeddings", False)),  # transformers default
         qkv_bias=model_type == "qwen2",
     )
@@ -124,7 +113,7 @@ def hf_tensors(config: DecoderConfig) -> list[str]:
 
 def write_metadata(writer: gguf.GGUFWriter, c: DecoderConfig) -> None:
     write_shape(writer, c)
-    writer.add_rope_freq_base(c.rope_theta)
+    writer.add_rope_freq_base(c.rope.theta)
     writer.add_layer_norm_rms_eps(c.rms_norm_eps)
     if c.explicit_head_dim:
         writer.add_key_length(c.head_dim)
@@ -132,9 +121,32 @@ def write_metadata(writer: gguf.GGUFWriter, c: DecoderConfig) -> None:
     if c.model_type == "llama":
         writer.add_vocab_size(c.vocab_size)
         writer.add_rope_dimension_count(c.head_dim)
-    if c.rope_scaling_factor:
+    if c.rope.linear_factor:
         writer.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
-        writer.add_rope_scaling_factor(c.rope_scaling_factor)
+        writer.add_rope_scaling_factor(c.rope.linear_factor)
+    # llama3 scaling has no keys: its divisors are a tensor (extra_tensors)
+
+
+def extra_tensors(c: DecoderConfig) -> list[tuple[str, np.ndarray]]:
+    """Tensors made from the config, written before the weights (as the reference does)."""
+    if c.rope.llama3 is None:
+        return []
+    return [("rope_freqs.weight", llama3_divisors(c.rope.theta, c.head_dim, c.rope.llama3))]
+
+
+def rope_from_gguf(fields: dict[str, Any], extras: dict[str, np.ndarray]) -> dict[str, Any] | None:
+    """HF ``rope_parameters`` for a Llama GGUF whose ``rope_freqs.weight`` carries Llama 3's
+    scaling (transformers' GGUF loader skips that tensor), else None."""
+    divisors = extras.get("rope_freqs.weight")
+    if divisors is None:
+        return None
+    arch = fields.get("general.architecture")
+    theta = float(fields.get(f"{arch}.rope.freq_base") or 10_000.0)
+    head_dim = int(
+        fields.get(f"{arch}.rope.dimension_count")
+        or fields[f"{arch}.embedding_length"] // fields[f"{arch}.attention.head_count"]
+    )
+    return llama3_from_divisors(divisors, theta, head_dim).to_hf(theta)
 
 
 def permute_qk(weights: np.ndarray, n_head: int) -> np.ndarray:
@@ -164,6 +176,7 @@ LLAMA = Family(
     parse_config=parse_config,
     write_metadata=write_metadata,
     to_gguf=llama_to_gguf,
+    extra_tensors=extra_tensors,
 )
 QWEN2 = Family(
     name="qwen2",
