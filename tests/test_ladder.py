@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.ladder.__main__ import main
+from benchmarks.ladder.analysis import paired_shift_se
 from benchmarks.ladder.markdown import safe_rungs
 from edge_runtime.gguf_check import inspect_gguf
 
@@ -36,7 +37,22 @@ def test_two_rung_ladder(model_home: Path, tmp_path: Path, monkeypatch: pytest.M
     assert own["auroc_f16_calibrator"] == own["auroc_own_calibrator"]
     assert own["lift_lost"] == 0.0
     assert "F16" in safe_rungs(ladder["rungs"])
+    for signal in f16["signals"].values():  # F16 against itself: no shift, no noise
+        assert signal is None or (signal["routed_shift"], signal["routed_shift_se"]) == (0, 0)
     written = json.loads((out / "ladder.json").read_text())
     assert written["rungs"]["Q4_0"]["sha256"] == q4["sha256"]
     md = (out / "ladder.md").read_text()
     assert "**extrapolated**" in md and "| Q4_0 |" in md and "re-quantization noise" in md
+
+
+def test_paired_shift_error_and_the_safe_rule() -> None:
+    # one question of four routed on the rung and kept on F16: shift 25 points, SE 0.5 / 2
+    assert paired_shift_se([0.2, 0.8, 0.8, 0.8], [0.8] * 4, 0.5) == 25.0
+    assert paired_shift_se([0.2, 0.8], [0.2, 0.8], 0.5) == 0.0
+    row = {"accuracy": 50.0, "accuracy_se": 6.0}
+    f16 = {**row, "signals": {"letter": {"routed_shift": 0.0, "routed_shift_se": 0.0}}}
+    noisy = {**row, "signals": {"letter": {"routed_shift": 6.0, "routed_shift_se": 4.0}}}
+    moved = {**row, "signals": {"letter": {"routed_shift": -6.0, "routed_shift_se": 1.0}}}
+    worse = {**noisy, "accuracy": 40.0}
+    rungs = {"F16": f16, "noisy": noisy, "moved": moved, "worse": worse}
+    assert safe_rungs(rungs) == ["F16", "noisy"]

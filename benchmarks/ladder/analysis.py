@@ -1,7 +1,8 @@
 """Per rung, against the F16 rung: the figures a device owner compares, from one bench report.
 
-Standard errors: binomial for accuracy, fractions and agreement (sqrt(p(1-p)/n)); Hanley &
-McNeil for AUROC; the bench's per-question lift standard error.
+Standard errors: binomial for accuracy, fractions and agreement (sqrt(p(1-p)/n)); paired for a
+routing shift (the same questions on both rungs: the SE of the mean per-question difference);
+Hanley & McNeil for AUROC; the bench's per-question lift standard error.
 """
 
 from __future__ import annotations
@@ -19,6 +20,16 @@ SIGNALS = ("letter", "calibrated", "hidden")
 
 def binomial_se(p: float, n: int) -> float:
     return round(100.0 * math.sqrt(max(p * (1 - p), 0.0) / n), 2) if n else float("nan")
+
+
+def paired_shift_se(scores: Sequence[Any], f16_scores: Sequence[Any], tau: float) -> float:
+    """SE in points of the routed-fraction shift: each question routed (1) or kept (0) on this
+    rung minus the same on F16, at the same tau."""
+    rung = 1.0 - metrics.keeps_local(list(scores), tau)
+    f16 = 1.0 - metrics.keeps_local(list(f16_scores), tau)
+    diff = rung - f16
+    n = len(diff)
+    return round(100.0 * float(diff.std(ddof=1)) / math.sqrt(n), 2) if n > 1 else float("nan")
 
 
 def _column(model: dict[str, Any], key: str) -> list[Any]:
@@ -76,6 +87,7 @@ def _signal(
             routed_at_f16_tau=_pct(fraction),
             routed_se=binomial_se(fraction, len(scores)),
             routed_shift=_pct(fraction - f16_fraction),
+            routed_shift_se=paired_shift_se(scores, _column(f16, signal), f16_point["tau"]),
         )
     return out
 
@@ -95,6 +107,7 @@ def with_f16_calibrator(
         own["routed_at_f16_tau"] = t["routed"]
         own["routed_se"] = binomial_se(t["routed"] / 100.0, row["n"])
         own["routed_shift"] = round(t["routed"] - f16_transfer[signal]["routed"], 2)
+        own["routed_shift_se"] = t["routed_shift_se"]
 
 
 def _pct(value: float | None) -> float | None:

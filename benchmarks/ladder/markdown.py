@@ -56,7 +56,8 @@ def _quality(rungs: dict[str, dict[str, Any]]) -> list[str]:
         "Accuracy and agreement (same letter as F16) in %, ± one standard error. Per signal: "
         "AUROC, ECE, the routed % at the tau chosen on F16's calib for 70 % routed (for the "
         "calibrated signals with F16's calibrator too: what a deployment that keeps them would "
-        "route) and its shift from F16 in points, and the lift over random at the rung's own "
+        "route) and its shift from F16 in points (± the paired SE: the same questions on both "
+        "rungs), and the lift over random at the rung's own "
         "calib-chosen tau (its own calibrator).",
         "",
         "| rung | accuracy | agree w/ F16 | signal | AUROC | ECE | routed at F16 tau | shift "
@@ -75,7 +76,8 @@ def _quality(rungs: dict[str, dict[str, Any]]) -> list[str]:
             lines.append(
                 head + f"| {signal} | {auroc} | {_f(s['ece'], 3)} "
                 f"| {_pm(s.get('routed_at_f16_tau'), s.get('routed_se'))} "
-                f"| {_f(s.get('routed_shift'))} | {_pm(s.get('lift'), s.get('lift_se'))} |"
+                f"| {_pm(s.get('routed_shift'), s.get('routed_shift_se'))} "
+                f"| {_pm(s.get('lift'), s.get('lift_se'))} |"
             )
     return lines
 
@@ -98,16 +100,21 @@ def _transfer(transfer: dict[str, dict[str, Any]]) -> list[str]:
 
 def safe_rungs(rungs: dict[str, dict[str, Any]]) -> list[str]:
     """Rungs whose accuracy is within one standard error of F16's and whose routing at F16's
-    tau moves by at most SAFE_ROUTED_SHIFT points on every signal."""
+    tau moves by at most SAFE_ROUTED_SHIFT points on every signal (or by less than two paired
+    SEs: on a small subset a few questions move it, and noise is not a verdict)."""
     f16 = next(iter(rungs.values()))
     safe = []
     for name, r in rungs.items():
         close = abs(r["accuracy"] - f16["accuracy"]) <= max(r["accuracy_se"], f16["accuracy_se"])
         signals = [s for s in r["signals"].values() if s and "routed_shift" in s]
-        shifts = [abs(s["routed_shift"]) for s in signals]
-        if close and all(shift <= SAFE_ROUTED_SHIFT for shift in shifts):
+        if close and all(_tolerable(s) for s in signals):
             safe.append(name)
     return safe
+
+
+def _tolerable(signal: dict[str, Any]) -> bool:
+    noise = 2 * (signal.get("routed_shift_se") or 0.0)
+    return abs(signal["routed_shift"]) <= max(SAFE_ROUTED_SHIFT, noise)
 
 
 def recommendations(rungs: dict[str, dict[str, Any]]) -> list[str]:
@@ -119,7 +126,8 @@ def recommendations(rungs: dict[str, dict[str, Any]]) -> list[str]:
     s, f, b = rungs[smallest], rungs[fastest], rungs[best]
     return [
         f"Rungs that keep F16's accuracy (within one SE) and routing (shift <= "
-        f"{SAFE_ROUTED_SHIFT:.0f} points at F16's taus): {', '.join(safe)}.",
+        f"{SAFE_ROUTED_SHIFT:.0f} points at F16's taus, or within two paired SEs): "
+        f"{', '.join(safe)}.",
         "",
         "| device | ship | why (measured here) |",
         "|---|---|---|",

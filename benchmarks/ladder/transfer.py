@@ -15,7 +15,7 @@ from typing import Any
 from benchmarks.bench.calib import design
 from benchmarks.bench.config import BenchConfig
 from benchmarks.bench.outcomes import edge_pass
-from benchmarks.ladder.analysis import TARGET, transfer_row
+from benchmarks.ladder.analysis import TARGET, paired_shift_se, transfer_row
 from benchmarks.ladder.rungs import Rung
 from edge_runtime.config import RuntimeConfig, foggen_home
 from edge_runtime.mcq import stratified
@@ -47,20 +47,20 @@ def calibrator_transfer(
     v2 = None if hidden is None else fit_hidden_calibrator(x, hidden, y, model_sha256=sha)
     f16_points = report["models"][0].get("calib_operating_points") or {}
     result: dict[str, Any] = {}
+    f16_predicted: dict[str, list[float]] = {}
     for rung, model in zip(rungs, report["models"], strict=True):
         passes, _ = cached_passes(rung.path, questions, config.threads)
         xe, _, he = design(passes)
         predicted = {"calibrated": v1.predict(xe).tolist()}
         if v2 is not None and he is not None:
             predicted["hidden"] = v2.predict(xe, he).tolist()
-        result[rung.name] = {
-            signal: transfer_row(
-                scores,
-                [q[signal] for q in model["questions"]],
-                f16_points[signal][TARGET]["tau"],
-                model,
-            )
-            for signal, scores in predicted.items()
-            if signal in f16_points
-        }
+        f16_predicted = f16_predicted or predicted  # the first rung is F16
+        result[rung.name] = {}
+        for signal, scores in predicted.items():
+            if signal not in f16_points:
+                continue
+            tau = f16_points[signal][TARGET]["tau"]
+            row = transfer_row(scores, [q[signal] for q in model["questions"]], tau, model)
+            row["routed_shift_se"] = paired_shift_se(scores, f16_predicted[signal], tau)
+            result[rung.name][signal] = row
     return result

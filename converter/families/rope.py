@@ -68,6 +68,10 @@ def read_rope(config: dict[str, Any]) -> Rope:
         original = scaling.get("original_max_position_embeddings") or config.get(
             "max_position_embeddings"
         )
+        if not original:
+            raise UnsupportedModelError(
+                "llama3 RoPE scaling without original_max_position_embeddings"
+            )
         llama3 = Llama3Rope(
             float(scaling["factor"]),
             float(scaling["low_freq_factor"]),
