@@ -34,8 +34,6 @@ from converter.families.gemma3 import GEMMA3, config_from_gguf, from_gguf
 from converter.safetensors_io import write_safetensors
 from converter.tokenizer import vocab_from_gguf_fields, write_hf_tokenizer
 
-EXTRA_TENSORS = ("rope_freqs.weight",)  # made from the config; transformers' loader skips them
-
 
 def read_fields(reader: gguf.GGUFReader) -> dict[str, Any]:
     return {name: f.contents() for name, f in reader.fields.items() if not name.startswith("GGUF.")}
@@ -57,8 +55,7 @@ def gguf_to_hf(gguf_path: str | Path, out_dir: str | Path, *, progress: bool = T
     if family is not GEMMA3:
         from converter.to_hf_transformers import transformers_to_hf
 
-        extras = {t.name: np.asarray(t.data) for t in reader.tensors if t.name in EXTRA_TENSORS}
-        rope = rope_from_gguf(fields, extras)
+        rope = rope_from_gguf(fields, {t.name: t.data for t in reader.tensors})  # memmapped
         return transformers_to_hf(Path(gguf_path), fields, out_dir, rope_parameters=rope)
     config = config_from_gguf(fields)
     vocab = vocab_from_gguf_fields(fields)

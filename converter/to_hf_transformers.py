@@ -43,8 +43,9 @@ def transformers_to_hf(
         raise MissingExtraError("torch and transformers", "train") from exc
     with staged(out_dir) as staging:
         tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
-        config = AutoConfig.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        config = None  # read by the loader itself, unless we must amend it
         if rope_parameters is not None:
+            config = AutoConfig.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
             config.rope_parameters = rope_parameters
         model = AutoModelForCausalLM.from_pretrained(
             gguf_path.parent,

@@ -30,6 +30,7 @@ MLP_AND_NORMS = (
     "mlp.down_proj.weight",
 )
 ATTENTION = tuple(f"self_attn.{m}_proj.weight" for m in ("q", "k", "v", "o"))
+ROPE_FREQS = "rope_freqs.weight"  # Llama 3's RoPE scaling: per-frequency divisors, F32
 QKV_BIASES = tuple(f"self_attn.{m}_proj.bias" for m in ("q", "k", "v"))
 
 
@@ -131,13 +132,13 @@ def extra_tensors(c: DecoderConfig) -> list[tuple[str, np.ndarray]]:
     """Tensors made from the config, written before the weights (as the reference does)."""
     if c.rope.llama3 is None:
         return []
-    return [("rope_freqs.weight", llama3_divisors(c.rope.theta, c.head_dim, c.rope.llama3))]
+    return [(ROPE_FREQS, llama3_divisors(c.rope.theta, c.head_dim, c.rope.llama3))]
 
 
-def rope_from_gguf(fields: dict[str, Any], extras: dict[str, np.ndarray]) -> dict[str, Any] | None:
+def rope_from_gguf(fields: dict[str, Any], tensors: dict[str, np.ndarray]) -> dict[str, Any] | None:
     """HF ``rope_parameters`` for a Llama GGUF whose ``rope_freqs.weight`` carries Llama 3's
     scaling (transformers' GGUF loader skips that tensor), else None."""
-    divisors = extras.get("rope_freqs.weight")
+    divisors = tensors.get(ROPE_FREQS)
     if divisors is None:
         return None
     arch = fields.get("general.architecture")

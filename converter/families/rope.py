@@ -14,14 +14,12 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from converter.errors import UnsupportedModelError
-
-USUAL_LLAMA3 = {"low_freq_factor": 1.0, "high_freq_factor": 4.0, "original": 8192}
 
 
 @dataclass(frozen=True)
@@ -40,6 +38,9 @@ class Llama3Rope:
             "high_freq_factor": self.high_freq_factor,
             "original_max_position_embeddings": self.original_max_position_embeddings,
         }
+
+
+USUAL_LLAMA3 = Llama3Rope(8.0, 1.0, 4.0, 8192)  # Llama 3.1 (3.2 and 3.3: factor 32)
 
 
 @dataclass(frozen=True)
@@ -113,14 +114,7 @@ def llama3_from_divisors(divisors: np.ndarray, theta: float, head_dim: int) -> L
             f"{head_dim // 2}"
         )
     factor = float(divisors.max())
-    candidates = [
-        Llama3Rope(
-            factor,
-            USUAL_LLAMA3["low_freq_factor"],
-            USUAL_LLAMA3["high_freq_factor"],
-            USUAL_LLAMA3["original"],
-        )
-    ]
+    candidates = [replace(USUAL_LLAMA3, factor=factor)]
     solved = _solve_bounds(divisors, factor, _wavelengths(theta, head_dim))
     if solved is not None:  # round numbers first (a config says 2048, not 2047.9998)
         original = round(float(solved.original_max_position_embeddings))
