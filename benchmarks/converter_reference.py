@@ -128,6 +128,10 @@ def _checkpoint(given: str | None, model: str, work: Path) -> tuple[Path, dict[s
     )
 
 
+def _model_tag(model: str) -> str:
+    return "" if model == "gemma-3-270m" else f"-{model}"  # the embedded model's reports came first
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -158,7 +162,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "timings": timings,
         **compare(ref_out, our_out),
     }
-    tag = "" if args.model == "gemma-3-270m" or args.checkpoint else f"-{args.model}"
+    tag = f"-{checkpoint.name}" if args.checkpoint else _model_tag(args.model)
     out = Path(args.out or f"reports/converter-reference{tag}-{args.dtype}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=str))
