@@ -59,7 +59,7 @@ fault-matrix: install  ## every cloud failure case against a fault-injecting ser
 escalation-latency: install  ## what an escalation to the simulated cloud adds, >= 50 questions
 	$(BIN)/python -m benchmarks.escalation_latency
 
-ladder: install  ## quantization ladder: F16 export, Q8_0..Q4_0 side by side (270M full eval; LADDER_ARGS to change)
+ladder: install  ## quantization ladder: F16 export, Q8_0..Q4_0 and IQ4_NL side by side (270M full eval; LADDER_ARGS to change)
 	$(BIN)/python -m benchmarks.ladder --model gemma-3-270m --full --calib 32 $(LADDER_ARGS)
 
 fog: install  ## kiosk 270M -> gateway 1.5B (foggen serve) -> simulated cloud on 127.0.0.1: reports/fog (resumable)

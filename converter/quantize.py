@@ -31,6 +31,10 @@ class QuantType(str, Enum):
     Q5_K_M = "Q5_K_M"
     Q4_K_M = "Q4_K_M"
     Q4_0 = "Q4_0"
+    # llama.cpp repacks these for faster CPU kernels: IQ4_NL with AVX2 or on ARM (NEON dotprod),
+    # like Q4_0 and Q4_K; Q2_K with AVX-512 only. Neither needs an importance matrix.
+    IQ4_NL = "IQ4_NL"
+    Q2_K = "Q2_K"
 
     @classmethod
     def parse(cls, text: str) -> QuantType:

@@ -67,17 +67,25 @@ def test_decisions_agree_with_the_original_q4_k_m_up_to_llama_cpp_noise(
     assert ours.to_dict()["letter_agreement"] >= 0.85, ours.to_dict()
 
 
-@pytest.mark.parametrize("quant, max_ratio", [(QuantType.Q8_0, 0.30), (QuantType.Q4_K_M, 0.26)])
+# top-1 against F32: Q8_0 / Q4_K_M measured 0.98 / 0.96 on 14 prompts (`make parity`), IQ4_NL
+# 0.775 on these 3 (543 positions): the 270M is fragile at 4 bits without Q4_K_M's wider types
+# for its sensitive tensors (IQ4_NL changes 45 % of its letters on the full eval, `make ladder`)
+@pytest.mark.parametrize(
+    "quant, max_ratio, min_top1",
+    [(QuantType.Q8_0, 0.30, 0.97), (QuantType.Q4_K_M, 0.26, 0.85), (QuantType.IQ4_NL, 0.26, 0.70)],
+)
 def test_quantize_our_export(
-    f32_gguf: Path, tmp_path: Path, quant: QuantType, max_ratio: float
+    f32_gguf: Path, tmp_path: Path, quant: QuantType, max_ratio: float, min_top1: float
 ) -> None:
     report = quantize(f32_gguf, tmp_path / f"{quant.value}.gguf", quant, threads=2)
     assert report.size_bytes < max_ratio * report.source_size_bytes
     assert "F32" in report.tensor_types  # norms stay F32
     if quant is QuantType.Q4_K_M:  # 640-wide rows: many tensors fall back from K-quants
         assert {"Q4_K", "Q6_K", "Q5_0"} <= set(report.tensor_types)
+    if quant is QuantType.IQ4_NL:  # 32-wide blocks: no fallback for the weights
+        assert report.tensor_types.get("IQ4_NL", 0) >= 100, report.tensor_types
     parity = compare_ggufs(f32_gguf, report.path, stratified(1)[:3], progress=False)
-    assert parity.top1_agreement >= (0.97 if quant is QuantType.Q8_0 else 0.85), parity.to_dict()
+    assert parity.top1_agreement >= min_top1, parity.to_dict()
 
 
 def test_real_size_lora_merge_equals_peft_and_runs_in_llama_cpp(

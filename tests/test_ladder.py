@@ -28,6 +28,8 @@ def test_two_rung_ladder(model_home: Path, tmp_path: Path, monkeypatch: pytest.M
         "F32",
     }
     assert q4["size_mb"] < f16["size_mb"] / 2.5
+    assert list(f16["stored_as"]) == ["F16"]  # the norms (F32) are left out of the mix
+    assert "Q4_0" in q4["stored_as"] and "F32" not in q4["stored_as"]
     assert f16["n"] == q4["n"] == 7 and f16["agreement_with_f16"] == 100.0
     assert 0.0 <= q4["agreement_with_f16"] <= 100.0
     assert f16["prompt_eval_tokens_per_s"] > 0 and q4["peak_rss_fast_only_mb"] > 0

@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     }
     for rung, model in zip(rungs, models, strict=True):
         row = rung_row(model, models[0])
-        row.update(build=rung.build, repack=repack_info(rung.path), sha256=model["sha256"])
+        row.update(build=rung.build, stored_as=rung.stored_as(), sha256=model["sha256"])
+        row["repack"] = repack_info(rung.path)
         ladder["rungs"][rung.name] = row
         with_f16_calibrator(row, transfer[rung.name], transfer[rungs[0].name])
     write_json(out / "ladder.json", ladder)

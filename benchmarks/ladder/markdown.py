@@ -32,15 +32,16 @@ def render(ladder: dict[str, Any]) -> str:
         "## Size and speed",
         "",
         "| rung | size MB | load ms | cold start ms | peak RSS MB | prompt tok/s | decode tok/s "
-        "| fast median ms | fast p95 ms | repacked |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| fast median ms | fast p95 ms | repacked | stored as (tensors) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in rungs.items():
         lines.append(
             f"| {name} | {_f(r['size_mb'])} | {_f(r['load_ms'], 0)} | {_f(r['cold_start_ms'], 0)} "
             f"| {_f(r['peak_rss_fast_only_mb'])} | {_f(r['prompt_eval_tokens_per_s'])} "
             f"| {_f(r['decode_tokens_per_s'])} | {_f(r['fast_median_ms'], 0)} "
-            f"| {_f(r['fast_p95_ms'], 0)} | {'yes' if r['repack']['repacked'] else 'no'} |"
+            f"| {_f(r['fast_p95_ms'], 0)} | {'yes' if r['repack']['repacked'] else 'no'} "
+            f"| {_stored(r.get('stored_as'))} |"
         )
     lines += ["", "## Accuracy, calibration and routing", ""]
     lines += _quality(rungs)
@@ -49,6 +50,10 @@ def render(ladder: dict[str, Any]) -> str:
     lines += ["", "## What to ship", ""]
     lines += recommendations(rungs)
     return "\n".join(lines) + "\n"
+
+
+def _stored(types: dict[str, int] | None) -> str:
+    return ", ".join(f"{name} {count}" for name, count in types.items()) if types else "–"
 
 
 def _quality(rungs: dict[str, dict[str, Any]]) -> list[str]:

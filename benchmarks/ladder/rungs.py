@@ -11,10 +11,11 @@ from converter.gguf_export import OutType, export_gguf
 from converter.quantize import QuantType, quantize
 from converter.to_hf import gguf_to_hf
 from edge_runtime.config import foggen_home
+from edge_runtime.gguf_check import inspect_gguf
 from edge_runtime.models import resolve_model
 
 F16 = "F16"
-RUNGS = (F16, "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0")
+RUNGS = (F16, "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "IQ4_NL")  # Q2_K: --rungs
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,13 @@ class Rung:
     @property
     def size_mb(self) -> float:
         return round(self.path.stat().st_size / 2**20, 1)
+
+    def stored_as(self) -> dict[str, int]:
+        """The tensor types llama.cpp wrote, most used first, F32 (the norms) left out: where
+        a row is not a multiple of 256 a K-quant falls back to a legacy type (Q5_K -> Q5_1)."""
+        types = inspect_gguf(self.path).tensor_types
+        ordered = sorted(types.items(), key=lambda item: (-item[1], item[0]))
+        return {name: count for name, count in ordered if name != "F32"}
 
 
 def build_rungs(model: str, names: tuple[str, ...], work: Path) -> list[Rung]:

@@ -11,9 +11,11 @@ from foggen.exits import EXIT_OK
 
 def register(commands: Any) -> None:
     quantize = commands.add_parser("quantize", help="quantize a GGUF with llama.cpp")
-    quantize.add_argument("input", help="F32/F16/BF16/Q8_0 GGUF")
+    quantize.add_argument("input", help="F32/F16/BF16 GGUF (e.g. a foggen convert export)")
     quantize.add_argument("output", help="quantized GGUF to write")
-    quantize.add_argument("--type", required=True, help="Q8_0 | Q6_K | Q5_K_M | Q4_K_M | Q4_0")
+    quantize.add_argument(
+        "--type", required=True, help="Q8_0 | Q6_K | Q5_K_M | Q4_K_M | Q4_0 | IQ4_NL | Q2_K"
+    )
     quantize.add_argument("--threads", type=int, default=0, help="CPU threads (default: all)")
     quantize.set_defaults(handler=run)
 
