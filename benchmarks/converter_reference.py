@@ -158,6 +158,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "model": None if args.checkpoint else args.model,
         "dtype": args.dtype,
         "checkpoint": str(checkpoint),
+        "outputs": {"reference": str(ref_out), "ours": str(our_out)},
         "gguf_to_hf": to_hf,
         "timings": timings,
         **compare(ref_out, our_out),

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     back = work / f"tiny-llama3-back-{args.dtype}"
     shutil.rmtree(back, ignore_errors=True)
-    gguf_to_hf(work / f"reference-{checkpoint.name}-{args.dtype}.gguf", back, progress=False)
+    gguf_to_hf(report["outputs"]["reference"], back, progress=False)
     recovered = json.loads((back / "config.json").read_text())["rope_parameters"]
     report["rope_back_from_reference"] = {
         "recovered": recovered,
