@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.converter_reference import model_tag
 from converter.gguf_export import OutType, export_gguf
 from converter.quantize import QuantType, quantize
 from converter.to_hf import gguf_to_hf
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "vs_f32_teacher_forced": compare_ggufs(f32, result.path, prompts[:14]).to_dict(),
             "vs_f32_decisions": decision_agreement(f32, result.path, questions).to_dict(),
         }
-    tag = "" if args.model == "gemma-3-270m" else f"-{args.model}"
+    tag = model_tag(args.model)
     out = Path(args.out or f"reports/converter-parity{tag}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1))

@@ -128,7 +128,8 @@ def _checkpoint(given: str | None, model: str, work: Path) -> tuple[Path, dict[s
     )
 
 
-def _model_tag(model: str) -> str:
+def model_tag(model: str) -> str:
+    """The report-name suffix of a named model (none for the embedded one)."""
     return "" if model == "gemma-3-270m" else f"-{model}"  # the embedded model's reports came first
 
 
@@ -163,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "timings": timings,
         **compare(ref_out, our_out),
     }
-    tag = f"-{checkpoint.name}" if args.checkpoint else _model_tag(args.model)
+    tag = f"-{checkpoint.name}" if args.checkpoint else model_tag(args.model)
     out = Path(args.out or f"reports/converter-reference{tag}-{args.dtype}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=1, default=str))
