@@ -19,3 +19,10 @@ class BenchFileError(BenchmarkError, ValueError):
     """A bench.json that cannot be used (missing, not a bench report, no such model)."""
 
     kind = "bench_file"
+
+
+class BaselineModelError(BenchmarkError, ValueError):
+    """The transformers baseline cannot run this checkpoint as the runtime runs it (a token it
+    must stop at or pad with is missing); the message names the token and where it is read."""
+
+    kind = "baseline_model"

@@ -9,6 +9,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from edge_runtime.atomic import write_text_atomic
+
 
 def summary(values: list[float]) -> dict[str, float]:
     """Median and p95 (nearest rank), rounded to 0.01."""
@@ -28,5 +30,4 @@ def machine() -> dict[str, str]:
 def write_json(path: str | Path, report: dict[str, Any]) -> Path:
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1, ensure_ascii=False), encoding="utf-8")
-    return out
+    return write_text_atomic(out, json.dumps(report, indent=1, ensure_ascii=False))

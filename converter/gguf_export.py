@@ -9,8 +9,8 @@ only when complete (temporary file + rename).
 from __future__ import annotations
 
 import logging
-import os
-import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -22,9 +22,15 @@ from tqdm import tqdm
 
 from converter.bpe_vocab import BpeVocab, read_bpe_vocab
 from converter.checkpoint import Checkpoint, open_checkpoint
-from converter.errors import CheckpointFormatError, OutputError, UnsupportedModelError
+from converter.errors import (
+    CheckpointFormatError,
+    ConverterError,
+    OutputError,
+    UnsupportedModelError,
+)
 from converter.lora import LoraAdapter, load_adapter
 from converter.tokenizer import Vocab, read_vocab
+from edge_runtime.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -145,8 +151,7 @@ def export_gguf(
     lora = load_adapter(adapter, checkpoint) if adapter is not None else None
     planned = plan(checkpoint, out_type, len(vocab.tokens))
     out_path = Path(out_path)
-    tmp = temporary_beside(out_path)
-    try:
+    with atomic_output(out_path) as tmp:
         writer = gguf.GGUFWriter(tmp, arch=checkpoint.family.gguf_arch_name)
         write_metadata(writer, checkpoint, out_type, vocab, checkpoint.directory.name)
         extras = checkpoint.family.extra_tensors(checkpoint.config)
@@ -171,11 +176,6 @@ def export_gguf(
             file, stored = names[p.hf_name]
             writer.write_tensor_data(_prepare(checkpoint, p, file.read(stored), lora))
         writer.close()
-        os.replace(tmp, out_path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {out_path}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     return out_path
 
 
@@ -193,12 +193,20 @@ def _prepare(
     return gguf.quants.quantize(np.ascontiguousarray(data), p.ggml_type)
 
 
-def temporary_beside(path: Path) -> Path:
+@contextmanager
+def atomic_output(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` that becomes it when the block completes (fsync'd and
+    renamed; removed if the block fails: :func:`edge_runtime.atomic.atomic_path`). An OSError
+    becomes an :class:`OutputError` naming the folder or the file."""
     if not path.parent.is_dir():
         raise OutputError(f"the output folder {path.parent} does not exist")
+    started = False
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        with atomic_path(path) as tmp:
+            started = True
+            yield tmp
     except OSError as exc:
-        raise OutputError(f"cannot write into {path.parent}: {exc}") from exc
-    os.close(fd)
-    return Path(name)
+        if isinstance(exc, ConverterError):  # already says what failed
+            raise
+        where = str(path) if started else f"into {path.parent}"
+        raise OutputError(f"cannot write {where}: {exc}") from exc

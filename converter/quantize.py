@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-from converter.errors import CheckpointFormatError, ConverterError, OutputError
-from converter.gguf_export import parse_choice, temporary_beside
+from converter.errors import CheckpointFormatError, ConverterError
+from converter.gguf_export import atomic_output, parse_choice
 from edge_runtime.engine import route_llama_logs_to_logging
 from edge_runtime.gguf_check import inspect_gguf
 
@@ -79,21 +79,15 @@ def quantize(
             f"{source} is already {info.file_type}; quantize from an F32/F16/BF16 export "
             "(requantizing compounds the error)"
         )
-    tmp = temporary_beside(out_path)
     route_llama_logs_to_logging()  # llama.cpp prints a line per tensor otherwise
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = quant_type.llama_ftype
     params.nthread = threads or (os.cpu_count() or 1)
-    try:
+    with atomic_output(out_path) as tmp:
         status = llama_cpp.llama_model_quantize(
             str(source).encode(), str(tmp).encode(), ctypes.byref(params)
         )
         if status != 0:
             raise ConverterError(f"llama.cpp failed to quantize {source} (status {status})")
-        os.replace(tmp, out_path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {out_path}: {exc}") from exc
-    finally:
-        tmp.unlink(missing_ok=True)
     result = inspect_gguf(out_path)
     return QuantizeReport(out_path, quant_type, result.size, info.size, result.tensor_types)

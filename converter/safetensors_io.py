@@ -8,16 +8,16 @@ rounding float32 to the nearest even bf16.
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from converter.errors import CheckpointFormatError, OutputError
+from edge_runtime.atomic import atomic_write
 
 _NUMPY_DTYPES = {
     "F32": np.float32,
@@ -120,7 +120,8 @@ def write_safetensors(
     dtype: str = "BF16",
     metadata: dict[str, str] | None = None,
 ) -> None:
-    """Write float tensors as ``dtype`` (BF16, F16 or F32), atomically (temp file + rename)."""
+    """Write float tensors as ``dtype`` (BF16, F16 or F32), atomically and durably
+    (:func:`edge_runtime.atomic.atomic_write`)."""
     items = [(name, _encode(array, dtype)) for name, array in tensors]
     header: dict[str, object] = {"__metadata__": metadata or {"format": "pt"}}
     offset = 0
@@ -133,20 +134,15 @@ def write_safetensors(
         offset += len(raw)
     blob = json.dumps(header, separators=(",", ":")).encode()
     blob += b" " * (-len(blob) % 8)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".safetensors", dir=path.parent)
-    except OSError as exc:
-        raise OutputError(f"cannot write into {path.parent}: {exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(struct.pack("<Q", len(blob)))
-            handle.write(blob)
-            for _, (raw, _) in items:
-                handle.write(raw)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with ExitStack() as stack:
+        try:
+            handle = stack.enter_context(atomic_write(path, mode="wb", suffix=".safetensors"))
+        except OSError as exc:
+            raise OutputError(f"cannot write into {path.parent}: {exc}") from exc
+        handle.write(struct.pack("<Q", len(blob)))
+        handle.write(blob)
+        for _, (raw, _) in items:
+            handle.write(raw)
 
 
 def _encode(array: np.ndarray, dtype: str) -> tuple[bytes, tuple[int, ...]]:

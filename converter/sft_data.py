@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from converter.errors import ConverterError
 from edge_runtime.errors import InvalidQuestionError
-from edge_runtime.prompt import GEMMA_TURNS, ChatFormat, chat_format, user_message
+from edge_runtime.prompt import ChatFormat, chat_format, user_message
 from edge_runtime.question import Question, make_question
 from edge_runtime.schema import BUCKETS, AnswerSchema
 
@@ -147,11 +147,10 @@ class Encoded:
         return range(self.n_prompt - 1, len(self.ids) - 1)
 
 
-def prompt_ids(
-    tokenizer: Tokenizer, question: Question, chat: ChatFormat = GEMMA_TURNS
-) -> list[int]:
+def prompt_ids(tokenizer: Tokenizer, question: Question, *, chat: ChatFormat) -> list[int]:
     """The runtime's prompt ids (``edge_runtime.prompt.PromptTokens``): the same ids llama.cpp
-    evaluates (tested), the question's control-token lookalikes kept as text."""
+    evaluates (tested), the question's control-token lookalikes kept as text. ``chat``: the
+    checkpoint's own format (:func:`chat_format_for`)."""
     bos = [int(tokenizer.bos_token_id)] if chat.add_bos else []
     return [
         *bos,
@@ -162,8 +161,8 @@ def prompt_ids(
     ]  # fmt: skip
 
 
-def encode(tokenizer: Tokenizer, example: Example, chat: ChatFormat = GEMMA_TURNS) -> Encoded:
-    prompt = prompt_ids(tokenizer, example.question, chat)
+def encode(tokenizer: Tokenizer, example: Example, *, chat: ChatFormat) -> Encoded:
+    prompt = prompt_ids(tokenizer, example.question, chat=chat)
     target = list(tokenizer.encode(example.target_text(), add_special_tokens=False))
     target += tokenizer.encode(chat.end_of_turn, add_special_tokens=False)
     return Encoded(tuple(prompt + target), len(prompt))
@@ -179,9 +178,10 @@ def encode_all(
     tokenizer: Tokenizer,
     examples: Sequence[Example],
     max_tokens: int,
-    chat: ChatFormat = GEMMA_TURNS,
+    *,
+    chat: ChatFormat,
 ) -> EncodedSet:
-    encoded = [encode(tokenizer, e, chat) for e in examples]
+    encoded = [encode(tokenizer, e, chat=chat) for e in examples]
     kept = tuple(e for e in encoded if len(e.ids) <= max_tokens)
     return EncodedSet(kept, len(encoded) - len(kept))
 

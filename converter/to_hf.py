@@ -14,11 +14,6 @@ The folder appears only when complete (built beside it, then renamed).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -32,7 +27,10 @@ from converter.families import family_for_gguf
 from converter.families.decoder import rope_from_gguf
 from converter.families.gemma3 import GEMMA3, config_from_gguf, from_gguf
 from converter.safetensors_io import write_safetensors
-from converter.tokenizer import vocab_from_gguf_fields, write_hf_tokenizer
+from converter.staging import staged
+from converter.tokenizer import Vocab, vocab_from_gguf_fields, write_hf_tokenizer
+from edge_runtime.errors import ChatTemplateError
+from edge_runtime.prompt import chat_format
 
 
 def read_fields(reader: gguf.GGUFReader) -> dict[str, Any]:
@@ -77,7 +75,7 @@ def gguf_to_hf(gguf_path: str | Path, out_dir: str | Path, *, progress: bool = T
         (staging / "config.json").write_text(json.dumps(config.to_hf_dict(), indent=1))
         generation = {
             "bos_token_id": vocab.bos_id,
-            "eos_token_id": [vocab.eos_id, 106],
+            "eos_token_id": [vocab.eos_id, end_of_turn_id(fields, vocab)],
             "pad_token_id": vocab.pad_id,
         }
         (staging / "generation_config.json").write_text(json.dumps(generation, indent=1))
@@ -85,19 +83,36 @@ def gguf_to_hf(gguf_path: str | Path, out_dir: str | Path, *, progress: bool = T
     return out_dir
 
 
-@contextmanager
-def staged(out_dir: Path) -> Iterator[Path]:
-    """A new folder beside ``out_dir`` that becomes it when the block completes; removed if
-    the block fails (the output appears only when complete)."""
+def end_of_turn_id(fields: dict[str, Any], vocab: Vocab) -> int:
+    """The token that ends the model's turn (generation stops there as at EOS), from the GGUF
+    itself: its ``tokenizer.ggml.eot_token_id``, else its chat format's end of turn (its own
+    template's, or Gemma's turns without one, as the runtime reads it) in its vocabulary."""
+    eot = fields.get(gguf.Keys.Tokenizer.EOT_ID)
+    if eot is not None:
+        if not isinstance(eot, int) or not 0 <= eot < len(vocab.tokens):
+            raise CheckpointFormatError(
+                f"{gguf.Keys.Tokenizer.EOT_ID} is {eot!r}, not a token of the vocabulary of "
+                f"{len(vocab.tokens)} - the GGUF is damaged: re-export it"
+            )
+        return eot
     try:
-        staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    except OSError as exc:
-        raise OutputError(f"cannot write into {out_dir.parent}: {exc}") from exc
-    try:
-        yield staging
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        text = chat_format(
+            vocab.chat_template,
+            architecture=str(fields.get("general.architecture", "")),
+            bos_token=_token(vocab, vocab.bos_id),
+            eos_token=_token(vocab, vocab.eos_id),
+            add_bos=vocab.add_bos,
+        ).end_of_turn
+    except ChatTemplateError as exc:
+        raise CheckpointFormatError(f"cannot tell the end-of-turn token: {exc}") from exc
+    if text not in vocab.tokens:
+        raise CheckpointFormatError(
+            f"the vocabulary has no end-of-turn token: neither {gguf.Keys.Tokenizer.EOT_ID} "
+            f"nor its chat format's {text!r} - add the key to the GGUF, or convert a file "
+            "whose vocabulary has it"
+        )
+    return vocab.tokens.index(text)
+
+
+def _token(vocab: Vocab, token_id: int | None) -> str:
+    return vocab.tokens[token_id] if token_id is not None and token_id < len(vocab.tokens) else ""

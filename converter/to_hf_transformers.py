@@ -23,7 +23,7 @@ import gguf
 
 from converter.bpe_vocab import PRE_TOKENIZERS, pre_tokenizer_json, pre_tokenizer_steps
 from converter.errors import MissingExtraError
-from converter.to_hf import staged
+from converter.staging import staged
 
 log = logging.getLogger(__name__)
 

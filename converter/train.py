@@ -198,7 +198,7 @@ def train(
     device = pick_device()
     model, tokenizer = load_for_training(checkpoint, config, device)
     chat = chat_format_for(tokenizer, architecture=model.config.model_type)
-    data = encode_all(tokenizer, read_examples(examples_path), config.max_tokens, chat)
+    data = encode_all(tokenizer, read_examples(examples_path), config.max_tokens, chat=chat)
     report = TrainReport(
         examples=len(data.items),
         dropped_over_length=data.dropped,

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from converter.errors import MissingExtraError
 from edge_runtime.engine import EngineSettings, LlamaEngine
-from edge_runtime.prompt import GEMMA_TURNS, ChatFormat
+from edge_runtime.prompt import ChatFormat, chat_format_for_engine
 from edge_runtime.question import Question
 from edge_runtime.schema import AnswerSchema
 
@@ -67,7 +67,8 @@ class ParityReport:
         return data
 
 
-def teacher_text(question: Question, chat: ChatFormat = GEMMA_TURNS) -> str:
+def teacher_text(question: Question, *, chat: ChatFormat) -> str:
+    """The prompt in the model's ``chat`` format, then a schema answer (bucket held fixed)."""
     return chat.render(question) + AnswerSchema.for_options(len(question.choices)).render(
         FIXED_BUCKET, question.letters[0]
     )
@@ -76,8 +77,8 @@ def teacher_text(question: Question, chat: ChatFormat = GEMMA_TURNS) -> str:
 def teacher_ids(engine: LlamaEngine, question: Question) -> tuple[str, list[int]]:
     """The teacher-forced prompt in the model's own chat format: its text (after BOS) and the
     ids llama.cpp evaluates (BOS first when the model wants one)."""
-    chat = engine.chat_format()
-    text = teacher_text(question, chat)
+    chat = chat_format_for_engine(engine)
+    text = teacher_text(question, chat=chat)
     return text, [*([engine.bos] if chat.add_bos else []), *engine.tokenize(text)]
 
 

@@ -1,4 +1,5 @@
-"""FogGen Edge runtime: a quantized Gemma-3 GGUF through llama.cpp, forced schema, routing.
+"""FogGen Edge runtime: any llama.cpp chat model of a tested family (gemma3, qwen2, llama) as a
+GGUF, the answer schema forced, and the routing decision (keep the answer or escalate).
 
     from edge_runtime import EdgeRuntime
     with EdgeRuntime.load() as runtime:

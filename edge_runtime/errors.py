@@ -103,6 +103,21 @@ class ChatTemplateError(EdgeRuntimeError, ValueError):
         )
 
 
+class ChatTemplateTimeoutError(ChatTemplateError):
+    """The model's chat template ran past its time bound: untrusted code that spins (loops or
+    recursion without a useful end). Not a ``TimeoutError``: that is an ``OSError``, which a
+    caller loading files would mistake for a disk problem."""
+
+    kind = "chat_template_timeout"
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(
+            f"rendering it ran past its time bound of {seconds:g} s (a template that loops or "
+            "recurses without end)"
+        )
+
+
 class InvalidQuestionError(EdgeRuntimeError, ValueError):
     """The multiple-choice question itself is malformed."""
 

@@ -19,11 +19,11 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from edge_runtime.atomic import write_text_atomic
 from edge_runtime.catalog import EMBEDDED_NAME, NamedModel, assemble, named_model, require_named
 from edge_runtime.errors import ModelNotFoundError, ModelUnavailableError
 
@@ -212,7 +212,4 @@ def _write_stamp(path: Path, sha256: str, home: Path) -> None:
         "sha256": sha256,
     }
     home.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".stamps-", dir=home)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        json.dump(stamps, handle, indent=1)
-    os.replace(tmp, home / STAMPS_FILENAME)
+    write_text_atomic(home / STAMPS_FILENAME, json.dumps(stamps, indent=1))

@@ -91,8 +91,20 @@ def chat_format(
     return ChatFormat(prefix, suffix, end, add_bos, origin="chat-template")
 
 
-def render_prompt(question: Question, chat: ChatFormat = GEMMA_TURNS) -> str:
-    """The whole prompt text after BOS."""
+def chat_format_for_engine(engine: LlamaEngine) -> ChatFormat:
+    """The format of the model an engine has loaded, from the facts its file gives: its chat
+    template, architecture, BOS/EOS tokens and whether it wants BOS."""
+    return chat_format(
+        engine.chat_template(),
+        architecture=engine.metadata("general.architecture") or "",
+        bos_token=engine.token_text(engine.bos),
+        eos_token=engine.token_text(engine.eos),
+        add_bos=engine.add_bos,
+    )
+
+
+def render_prompt(question: Question, *, chat: ChatFormat) -> str:
+    """The whole prompt text after BOS, in the model's ``chat`` format."""
     return chat.render(question)
 
 
@@ -107,7 +119,7 @@ class PromptTokens:
 
     def __init__(self, engine: LlamaEngine) -> None:
         self._engine = engine
-        self.chat = engine.chat_format()
+        self.chat = chat_format_for_engine(engine)
         bos = [engine.bos] if self.chat.add_bos else []
         self.prefix = [*bos, *engine.tokenize(self.chat.prefix)]
         self._turn_end = engine.tokenize(self.chat.suffix)

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.markdown import markdown_table
 from benchmarks.report import machine, write_json
 from cloud_client.config import CloudConfig
 from cloud_client.outbox import OutboxEntry
@@ -165,20 +166,18 @@ def run_case(case: Case, workdir: Path) -> CaseResult:
 
 def table(results: list[CaseResult]) -> str:
     """The matrix as a Markdown table, one row per question."""
-    rows = [
-        "| case | q | outcome | error_kind | attempts | breaker after | time to decision "
-        "| outbox |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
+    header = ["case", "q", "outcome", "error_kind", "attempts", "breaker after",
+              "time to decision", "outbox"]  # fmt: skip
+    rows = []
     for result in results:
         for n, o in enumerate(result.outcomes):
             outbox = f"{len(result.outbox)} pending" if n == len(result.outcomes) - 1 else ""
             rows.append(
-                f"| {result.case} | {n + 1} | {o.answer_source} / {o.escalation} | "
-                f"{o.error_kind or '-'} | {o.attempts} | {o.breaker} | {o.seconds * 1000:.0f} ms | "
-                f"{outbox} |"
-            )
-    return "\n".join(rows)
+                [result.case, str(n + 1), f"{o.answer_source} / {o.escalation}",
+                 o.error_kind or "-", str(o.attempts), str(o.breaker),
+                 f"{o.seconds * 1000:.0f} ms", outbox]
+            )  # fmt: skip
+    return "\n".join(markdown_table(header, rows))
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

@@ -39,6 +39,8 @@ from typing import Protocol, TypeVar
 
 import numpy as np
 
+from benchmarks.stats import binomial_se
+
 K = TypeVar("K", bound=Hashable)
 
 DEFAULT_MULTIPLE = 4.0  # measured noise is one draw of that noise: allow a few times it
@@ -175,7 +177,7 @@ def binomial_tolerance(p: float, n: int, sigmas: float = DEFAULT_SIGMAS) -> floa
     ``p``, plus one draw (the granularity of a frequency, which matters where p is near 0)."""
     if n < 1 or not 0.0 <= p <= 1.0:
         raise ValueError(f"need n >= 1 and 0 <= p <= 1, got n={n}, p={p}")
-    return sigmas * math.sqrt(p * (1.0 - p) / n) + 1.0 / n
+    return sigmas * binomial_se(p, n) + 1.0 / n
 
 
 def assert_frequencies_match(

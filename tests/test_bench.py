@@ -7,6 +7,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -14,8 +15,8 @@ import pytest
 from benchmarks.bench.config import BenchConfig
 from benchmarks.bench.run import run_bench, write_report
 from benchmarks.bench.tau import recommend
-from benchmarks.bench.transformers_baseline import run_baseline
-from benchmarks.errors import BenchConfigError, BenchFileError
+from benchmarks.bench.transformers_baseline import StopTokens, run_baseline, stop_tokens
+from benchmarks.errors import BaselineModelError, BenchConfigError, BenchFileError
 from edge_runtime.errors import TauTableError
 from edge_runtime.mcq import stratified
 from edge_runtime.routing.rule import Route, Signal
@@ -219,6 +220,36 @@ def test_transformers_baseline_runs_the_same_tokens(
     assert result["dtype"] == "bfloat16" and result["load_ms"] > 0
     assert 1 <= row["new_tokens"] <= 64 and row["ms"] > 0
     assert isinstance(row["strict"], bool) and isinstance(row["lenient"], bool)
+
+
+def _checkpoint(generation: dict[str, Any], config: dict[str, Any]) -> SimpleNamespace:
+    """The two fields of a transformers model that stop_tokens reads."""
+    return SimpleNamespace(
+        generation_config=SimpleNamespace(**generation), config=SimpleNamespace(**config)
+    )
+
+
+def test_the_baseline_stops_where_the_checkpoint_and_the_runtime_say() -> None:
+    gemma = _checkpoint({"eos_token_id": [1, 106], "pad_token_id": 0}, {"eos_token_id": 1})
+    assert stop_tokens(gemma, end_of_turn="<end_of_turn>", end_of_turn_ids=[106]) == StopTokens(
+        stop=(1, 106), pad=0
+    )
+    # a generation config without them: the model config's; the end of turn is added once
+    bare = _checkpoint({}, {"eos_token_id": 1, "pad_token_id": 0})
+    assert stop_tokens(bare, end_of_turn="<end_of_turn>", end_of_turn_ids=[106]) == StopTokens(
+        stop=(1, 106), pad=0
+    )
+    chatml = _checkpoint({"eos_token_id": 151645, "pad_token_id": 151643}, {})
+    assert stop_tokens(chatml, end_of_turn="<|im_end|>", end_of_turn_ids=[151645]) == StopTokens(
+        stop=(151645,), pad=151643
+    )
+    no_pad = _checkpoint({"eos_token_id": [128001, 128009]}, {"pad_token_id": None})
+    with pytest.raises(BaselineModelError, match="no pad_token_id"):
+        stop_tokens(no_pad, end_of_turn="<|eot_id|>", end_of_turn_ids=[128009])
+    with pytest.raises(BaselineModelError, match="no eos_token_id"):
+        stop_tokens(_checkpoint({"pad_token_id": 0}, {}), end_of_turn="<eos>", end_of_turn_ids=[1])
+    with pytest.raises(BaselineModelError, match="'</turn>' is 3 tokens"):
+        stop_tokens(gemma, end_of_turn="</turn>", end_of_turn_ids=[1, 2, 3])
 
 
 def test_two_models_are_labelled_and_put_side_by_side(report: dict[str, Any]) -> None:

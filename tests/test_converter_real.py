@@ -28,6 +28,8 @@ def test_hf_checkpoint_has_the_format_r14_ships_in(hf_checkpoint: Path) -> None:
     tensors = SafetensorsFile(hf_checkpoint / "model.safetensors").tensors
     assert {t.dtype for t in tensors.values()} == {"BF16"} and len(tensors) == 236
     assert (hf_checkpoint / "tokenizer.model").stat().st_size > 1_000_000
+    generation = json.loads((hf_checkpoint / "generation_config.json").read_text())
+    assert generation["eos_token_id"] == [1, 106]  # <eos>, then the vocabulary's <end_of_turn>
 
 
 def test_f32_export_matches_transformers(hf_checkpoint: Path, f32_gguf: Path) -> None:

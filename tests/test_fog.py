@@ -22,6 +22,7 @@ from cloud_client.client import CloudClient
 from cloud_client.config import CloudConfig
 from cloud_client.outbox import Outbox
 from cloud_client.protocol import user_message
+from edge_runtime.question import make_question
 from edge_runtime.runtime import EdgeRuntime
 from edge_runtime.service.decision_log import read_log
 from edge_runtime.service.log_summary import line
@@ -57,7 +58,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def test_openai_client_against_a_node(model_home: Path, tmp_path: Path) -> None:
+def test_openai_client_against_a_node(
+    model_home: Path, tmp_path: Path, runtime: EdgeRuntime
+) -> None:
+    # usage: the same model's tokenizer (the session's runtime) counts what the node evaluated
+    prompt = runtime.prompt_tokens(make_question(PLAIN.split("\n")[0], CHOICES))
     with node(model_home, tmp_path, "--node-name", "kiosk-1") as kiosk:
         client = openai.OpenAI(base_url=f"{kiosk.url}/v1", api_key="unused", max_retries=0)
         (model,) = client.models.list().data
@@ -72,6 +77,10 @@ def test_openai_client_against_a_node(model_home: Path, tmp_path: Path) -> None:
             assert reply.choices[0].message.content == f"Final answer: {record['answer']}"
             assert record["schema_version"] == 3 and record["domain"] == "science"
             assert [hop["node"] for hop in record["provenance"]] == ["kiosk-1"]
+            usage = reply.usage
+            assert usage is not None and usage.prompt_tokens == len(prompt) > 80  # prefix: 80
+            assert usage.completion_tokens == 4  # "Final", " answer", ":", " <letter>"
+            assert usage.total_tokens == len(prompt) + 4
         with pytest.raises(openai.UnprocessableEntityError) as refused:
             client.chat.completions.create(
                 model=model.id, messages=[{"role": "user", "content": "Tell me a joke."}]

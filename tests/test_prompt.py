@@ -23,7 +23,7 @@ def test_system_prompt_is_the_cards_verbatim() -> None:
 
 def test_gemma_turn_format_with_system_text_in_the_user_turn() -> None:
     q = make_question("2 + 2 = ?", ["3", "4"])
-    assert render_prompt(q) == (
+    assert render_prompt(q, chat=GEMMA_TURNS) == (
         "<start_of_turn>user\n" + CARD_SYSTEM_PROMPT + "\n\n2 + 2 = ?\nA. 3\nB. 4"
         "<end_of_turn>\n<start_of_turn>model\n"
     )
@@ -45,5 +45,5 @@ def test_split_prompt_tokenizes_like_the_whole_text(runtime: EdgeRuntime, domain
     """Prefix + suffix (what the cache evaluates) equals tokenizing the whole prompt at once."""
     engine = runtime.engine
     for question in load_questions(domain, "eval"):
-        whole = [engine.bos, *engine.tokenize(render_prompt(question))]
+        whole = [engine.bos, *engine.tokenize(render_prompt(question, chat=runtime.chat_format))]
         assert runtime.prompt_tokens(question) == whole, question.id

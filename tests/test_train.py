@@ -57,7 +57,7 @@ def test_prompt_ids_are_what_llama_cpp_evaluates(runtime, hf_checkpoint: Path) -
     questions = stratified(3, split="train") + stratified(2, split="eval")
     questions.append(make_question("  Ünïcode ✓ 2+2=?\n(two lines)", ["4", " four ", "IV"]))
     for q in [*questions, HOSTILE]:
-        assert prompt_ids(tokenizer, q) == runtime.prompt_tokens(q), q.id
+        assert prompt_ids(tokenizer, q, chat=chat) == runtime.prompt_tokens(q), q.id
 
 
 def test_prompt_ids_follow_a_tokenizers_chat_template(smollm2_runtime) -> None:  # noqa: ANN001
@@ -70,9 +70,9 @@ def test_prompt_ids_follow_a_tokenizers_chat_template(smollm2_runtime) -> None: 
     chat = chat_format_for(tokenizer, architecture="llama")
     assert (chat.origin, chat.add_bos, chat.end_of_turn) == ("chat-template", False, "<|im_end|>")
     for q in [*stratified(1, split="train"), HOSTILE]:
-        assert prompt_ids(tokenizer, q, chat) == smollm2_runtime.prompt_tokens(q), q.id
+        assert prompt_ids(tokenizer, q, chat=chat) == smollm2_runtime.prompt_tokens(q), q.id
     example = _examples()[0]
-    encoded = encode(tokenizer, example, chat)
+    encoded = encode(tokenizer, example, chat=chat)
     assert list(encoded.ids[: encoded.n_prompt]) == smollm2_runtime.prompt_tokens(example.question)
     target = tokenizer.decode(list(encoded.ids[encoded.n_prompt :]))
     assert target == f"Confidence: {example.bucket}\nFinal answer: {example.letter}<|im_end|>"
@@ -80,10 +80,12 @@ def test_prompt_ids_follow_a_tokenizers_chat_template(smollm2_runtime) -> None: 
 
 def test_target_is_the_two_schema_lines_then_end_of_turn(tiny_tokenizer) -> None:
     example = _examples()[0]
-    encoded = encode(tiny_tokenizer, example)
+    encoded = encode(tiny_tokenizer, example, chat=GEMMA_TURNS)
     target = tiny_tokenizer.decode(list(encoded.ids[encoded.n_prompt :]))
     assert target == f"Confidence: {example.bucket}\nFinal answer: {example.letter}<end_of_turn>"
-    assert list(encoded.ids[: encoded.n_prompt]) == prompt_ids(tiny_tokenizer, example.question)
+    assert list(encoded.ids[: encoded.n_prompt]) == prompt_ids(
+        tiny_tokenizer, example.question, chat=GEMMA_TURNS
+    )
     # the positions scored are exactly those predicting a target token
     predicted = [encoded.ids[p + 1] for p in encoded.target_positions]
     assert predicted == list(encoded.ids[encoded.n_prompt :])
@@ -91,18 +93,18 @@ def test_target_is_the_two_schema_lines_then_end_of_turn(tiny_tokenizer) -> None
 
 def test_over_length_examples_are_dropped_not_truncated(tiny_tokenizer) -> None:
     examples = _examples(2)
-    lengths = sorted(len(encode(tiny_tokenizer, e).ids) for e in examples)
+    lengths = sorted(len(encode(tiny_tokenizer, e, chat=GEMMA_TURNS).ids) for e in examples)
     limit = lengths[len(lengths) // 2]
-    kept = encode_all(tiny_tokenizer, examples, limit)
+    kept = encode_all(tiny_tokenizer, examples, limit, chat=GEMMA_TURNS)
     assert kept.dropped == sum(n > limit for n in lengths) > 0
     assert all(len(e.ids) <= limit for e in kept.items)
     assert len(kept.items) + kept.dropped == len(examples)
-    full = {encode(tiny_tokenizer, e).ids for e in examples}
+    full = {encode(tiny_tokenizer, e, chat=GEMMA_TURNS).ids for e in examples}
     assert all(e.ids in full for e in kept.items)  # none shortened
 
 
 def test_length_batches_cover_everything_once_and_respect_the_token_budget(tiny_tokenizer) -> None:
-    items = encode_all(tiny_tokenizer, _examples(3), 4096).items
+    items = encode_all(tiny_tokenizer, _examples(3), 4096, chat=GEMMA_TURNS).items
     batches = list(length_batches(items, batch_size=4, seed=1, epoch=0, max_batch_tokens=1200))
     seen = sorted(id(e) for b in batches for e in b)
     assert seen == sorted(id(e) for e in items)
@@ -137,7 +139,7 @@ def test_loss_is_taken_on_target_tokens_only(tiny_checkpoint: Path, tiny_tokeniz
 
     model, _ = load_for_training(tiny_checkpoint, TrainConfig(dtype="fp32"), "cpu")
     model.eval()
-    items = encode_all(tiny_tokenizer, _examples()[:3], 4096).items
+    items = encode_all(tiny_tokenizer, _examples()[:3], 4096, chat=GEMMA_TURNS).items
     batch = collate(items, 0, "cpu")
     labels = torch.full_like(batch["input_ids"], -100)
     for row, e in enumerate(items):

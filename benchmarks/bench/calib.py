@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
+from benchmarks import stats
 from benchmarks.bench import tables
 from benchmarks.bench.config import SIGNALS
 from benchmarks.bench.outcomes import Outcome
@@ -123,17 +124,13 @@ def auroc_standard_error(
     scores: Sequence[float], labels: Sequence[bool], *, at: float | None = None
 ) -> float | None:
     """Hanley & McNeil's (1982) standard error of the AUROC of ``scores`` (or of an AUROC
-    ``at`` a given value on these labels)."""
-    import math
-
+    ``at`` a given value on these labels), to 0.0001."""
     a = at if at is not None else metrics.auroc(list(scores), list(labels))
     n_pos = sum(bool(v) for v in labels)
     n_neg = len(labels) - n_pos
     if a is None or not n_pos or not n_neg:
         return None
-    q1, q2 = a / (2 - a), 2 * a * a / (1 + a)
-    var = (a * (1 - a) + (n_pos - 1) * (q1 - a * a) + (n_neg - 1) * (q2 - a * a)) / (n_pos * n_neg)
-    return round(math.sqrt(max(var, 0.0)), 4)
+    return round(stats.auroc_se(a, positives=n_pos, negatives=n_neg), 4)
 
 
 def calib_operating_points(
@@ -182,10 +179,8 @@ def lift_standard_error(
 
     kept = metrics.keeps_local(scores, tau)
     local_a, cloud_a = np.asarray(local, dtype=float), np.asarray(cloud, dtype=float)
-    n = len(local_a)
-    if n < 2:
+    if len(local_a) < 2:
         return None
     f = 1.0 - kept.mean()
     routed = np.where(kept, local_a, cloud_a)
-    diff = routed - (f * cloud_a + (1.0 - f) * local_a)
-    return round(100.0 * float(diff.std(ddof=1)) / float(np.sqrt(n)), 2)
+    return round(100.0 * stats.paired_se(routed, f * cloud_a + (1.0 - f) * local_a), 2)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.bench.md import fmt as _fmt
-from benchmarks.bench.md import table as _table
 from benchmarks.bench.signal_tables import probe_lines, routellm_table, signals_side_by_side
 from benchmarks.bench.tables import MEAN
+from benchmarks.markdown import fmt as _fmt
+from benchmarks.markdown import markdown_table
+from benchmarks.stats import binomial_se
 
 CARD_COLUMNS = (
     ("cloud_only", "Cloud only"),
@@ -32,7 +33,7 @@ def card_table(model: dict[str, Any], *, simulated: bool) -> list[str]:
         name = "**Mean**" if domain == MEAN else domain
         cells = [_fmt(row[k], 3 if k == "routed_fraction" else 1) for k, _ in CARD_COLUMNS]
         rows.append([name, str(row["n"]), *cells])
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def calibration_table(model: dict[str, Any]) -> list[str]:
@@ -46,7 +47,7 @@ def calibration_table(model: dict[str, Any]) -> list[str]:
         rows.append(
             [signal, _fmt(cal["auroc"], 3), _fmt(cal["ece"], 3), str(cal["distinct_values"])]
         )
-    return _table(["Signal", "AUROC", "ECE", "distinct values"], rows)
+    return markdown_table(["Signal", "AUROC", "ECE", "distinct values"], rows)
 
 
 def operating_table(model: dict[str, Any]) -> list[str]:
@@ -73,7 +74,7 @@ def operating_table(model: dict[str, Any]) -> list[str]:
         "Random",
         "Lift",
     ]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def speed_lines(model: dict[str, Any]) -> list[str]:
@@ -107,7 +108,7 @@ def speed_lines(model: dict[str, Any]) -> list[str]:
     if table:
         lines += [
             "",
-            *_table(
+            *markdown_table(
                 ["Mode (small subset)", "median ms", "p95 ms"],
                 [[m, _fmt(v["median"]), _fmt(v["p95"])] for m, v in table.items()],
             ),
@@ -169,11 +170,11 @@ def comparison_table(models: list[dict[str, Any]]) -> list[str]:
         "cold start ms",
         "peak RSS MB",
     ]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def _se_pct(p: float, n: int) -> float:
-    return 100.0 * (p * (1.0 - p) / n) ** 0.5 if n else 0.0
+    return 100.0 * binomial_se(p, n) if n else 0.0
 
 
 def accuracy_by_domain(models: list[dict[str, Any]]) -> list[str]:
@@ -190,7 +191,7 @@ def accuracy_by_domain(models: list[dict[str, Any]]) -> list[str]:
             se = _se_pct(row["edge_raw"] / 100.0, row["n"])
             cells.append(f"{row['edge_raw']:.1f} ± {se:.1f}")
         rows.append(["**Mean**" if domain == MEAN else domain, *cells])
-    return _table(["Domain", *(m["label"] for m in models)], rows)
+    return markdown_table(["Domain", *(m["label"] for m in models)], rows)
 
 
 def calib_points_table(model: dict[str, Any]) -> list[str]:
@@ -221,7 +222,7 @@ def calib_points_table(model: dict[str, Any]) -> list[str]:
         "Random",
         "Lift ± SE (points)",
     ]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def best_lift(models: list[dict[str, Any]]) -> list[str]:
@@ -246,7 +247,7 @@ def best_lift(models: list[dict[str, Any]]) -> list[str]:
                 ]
             )
     header = ["Model", "target routed", "best signal (on eval)", "routed on eval", "Lift ± SE"]
-    return _table(header, rows) if rows else []
+    return markdown_table(header, rows) if rows else []
 
 
 def render(report: dict[str, Any]) -> str:

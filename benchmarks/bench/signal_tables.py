@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from benchmarks.bench.config import SIGNALS
-from benchmarks.bench.md import fmt as _fmt
-from benchmarks.bench.md import table as _table
+from benchmarks.markdown import fmt as _fmt
+from benchmarks.markdown import markdown_table
 
 SIGNAL_HEADERS = {
     "bucket": "bucket",
@@ -28,7 +28,7 @@ def signals_side_by_side(models: list[dict[str, Any]]) -> list[str]:
             cells.append("–" if not cal else f"{_fmt(cal['auroc'], 3)} / {_fmt(cal['ece'], 3)}")
         rows.append([m["label"], *cells])
     header = ["Model (AUROC / ECE)", *(SIGNAL_HEADERS[s] for s in SIGNALS)]
-    return _table(header, rows)
+    return markdown_table(header, rows)
 
 
 def routellm_table(models: list[dict[str, Any]]) -> list[str]:
@@ -44,7 +44,7 @@ def routellm_table(models: list[dict[str, Any]]) -> list[str]:
                  _pct_or_dash(r["cpt80"])]
             )  # fmt: skip
     header = ["Model", "Signal", "APGR ± SE", "CPT(50%)", "CPT(80%)"]
-    return _table(header, rows) if rows else []
+    return markdown_table(header, rows) if rows else []
 
 
 def _pct_or_dash(fraction: float | None) -> str:

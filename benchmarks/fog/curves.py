@@ -1,6 +1,7 @@
 """The fog curves, offline, from each tier's per-question outcome (collected once).
 
-A tier keeps a question when its score is at or above its tau; what it does not keep goes one
+A tier keeps a question when the runtime's routing rule would (``score >= tau``, through
+``edge_runtime.routing.metrics``: a missing score is passed up); what it does not keep goes one
 tier up, and the top cloud answers the rest. For a kiosk tau and a gateway tau this gives each
 tier's share of the questions, its accuracy on what it kept, and the system's accuracy. The
 curves sweep the gateway's tau over every distinct score (nothing interpolated); the baselines
@@ -16,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from edge_runtime.routing.metrics import keeps_local
+
 NEVER = float("inf")  # a tau no score reaches: the tier keeps nothing
 
 
@@ -28,7 +31,10 @@ class Tier:
     score: np.ndarray  # float; NaN where the tier had none
 
     def keeps(self, tau: float) -> np.ndarray:
-        return np.nan_to_num(self.score, nan=-np.inf) >= tau
+        """Which questions this tier keeps at ``tau`` (the runtime's rule; NEVER keeps none)."""
+        if tau == NEVER:  # beyond any tau the rule takes: nothing is kept
+            return np.zeros(len(self.score), dtype=bool)
+        return keeps_local(self.score, tau)
 
     def thresholds(self) -> list[float]:
         return [*np.unique(self.score[~np.isnan(self.score)]).tolist(), NEVER]
@@ -97,12 +103,6 @@ def least_cloud_within(points: list[Point], floor: float) -> Point | None:
     """The point with the smallest top-cloud fraction whose accuracy is at least ``floor``."""
     good = [p for p in points if p.accuracy >= floor - 1e-12]
     return min(good, key=lambda p: (p.cloud, -p.accuracy)) if good else None
-
-
-def paired_se(a: np.ndarray, b: np.ndarray) -> float:
-    """Standard error of mean(a) - mean(b) over the same questions."""
-    diff = a.astype(float) - b.astype(float)
-    return float(diff.std(ddof=1) / np.sqrt(len(diff)))
 
 
 def system_correct(

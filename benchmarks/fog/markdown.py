@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.bench.md import fmt, table
-from benchmarks.fog.report import GATEWAY_SIGNALS, MARGIN, TARGETS
+from benchmarks.fog.targets import GATEWAY_SIGNALS, MARGIN, TARGETS
+from benchmarks.markdown import fmt, markdown_table
 
 MAIN = "gateway calibrated -> cloud"
 
@@ -56,7 +56,7 @@ def _setup(report: dict[str, Any]) -> list[str]:
     return [
         "## Setup",
         "",
-        *table(
+        *markdown_table(
             ["tier", "runs", "threads", "its upstream's client settings"],
             [
                 [
@@ -110,7 +110,7 @@ def _target(report: dict[str, Any]) -> list[str]:
     return [
         f"## Target: top cloud <= 60 % with system accuracy >= cloud-only - 2 ({floor:.1f} %)",
         "",
-        *table(
+        *markdown_table(
             [
                 "gateway signal",
                 "least top-cloud %",
@@ -149,7 +149,7 @@ def _matched(report: dict[str, Any]) -> list[str]:
         "Each cell: the achievable top-cloud share nearest the target, the system accuracy "
         "there, and random routing's expected accuracy with the same tier shares.",
         "",
-        *table(header, rows),
+        *markdown_table(header, rows),
     ]
 
 
@@ -168,7 +168,7 @@ def _per_tier(report: dict[str, Any]) -> list[str]:
         "Each tier's share of the questions and its accuracy on what it kept (the kiosk at its "
         "calib-chosen tau; the gateway's tau swept).",
         "",
-        *table(
+        *markdown_table(
             [
                 "top cloud target %",
                 "gateway tau",
@@ -201,7 +201,7 @@ def _other_kiosks(report: dict[str, Any]) -> list[str]:
         "(`reports/hidden`, same questions, routing on their hidden-state p_correct at the tau "
         "chosen on calib for 70 % sent up); the gateway's columns stay the measured ones.",
         "",
-        *table(
+        *markdown_table(
             [
                 "three tiers",
                 "kiosk kept %",
@@ -221,4 +221,4 @@ def _latency(report: dict[str, Any]) -> list[str]:
         [name, str(s["n"]), fmt(s["p50"], 0), fmt(s["p95"], 0)]
         for name, s in report["latency_ms"].items()
     ]
-    return ["## Latency per tier (ms)", "", *table(["", "n", "p50", "p95"], rows)]
+    return ["## Latency per tier (ms)", "", *markdown_table(["", "n", "p50", "p95"], rows)]

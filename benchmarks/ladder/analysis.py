@@ -7,10 +7,10 @@ Hanley & McNeil for AUROC; the bench's per-question lift standard error.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
+from benchmarks import stats
 from benchmarks.bench.calib import auroc_standard_error, lift_standard_error
 from edge_runtime.routing import metrics
 
@@ -18,8 +18,9 @@ TARGET = "0.70"  # the operating point compared: 70 % of calib routed to the clo
 SIGNALS = ("letter", "calibrated", "hidden")
 
 
-def binomial_se(p: float, n: int) -> float:
-    return round(100.0 * math.sqrt(max(p * (1 - p), 0.0) / n), 2) if n else float("nan")
+def _binomial_se_points(p: float, n: int) -> float:
+    """:func:`benchmarks.stats.binomial_se` in points, to 0.01 (NaN for no questions)."""
+    return round(100.0 * stats.binomial_se(p, n), 2)
 
 
 def paired_shift_se(scores: Sequence[Any], f16_scores: Sequence[Any], tau: float) -> float:
@@ -27,9 +28,7 @@ def paired_shift_se(scores: Sequence[Any], f16_scores: Sequence[Any], tau: float
     rung minus the same on F16, at the same tau."""
     rung = 1.0 - metrics.keeps_local(list(scores), tau)
     f16 = 1.0 - metrics.keeps_local(list(f16_scores), tau)
-    diff = rung - f16
-    n = len(diff)
-    return round(100.0 * float(diff.std(ddof=1)) / math.sqrt(n), 2) if n > 1 else float("nan")
+    return round(100.0 * stats.paired_se(rung, f16), 2)  # NaN for fewer than two questions
 
 
 def _column(model: dict[str, Any], key: str) -> list[Any]:
@@ -53,9 +52,9 @@ def rung_row(model: dict[str, Any], f16: dict[str, Any]) -> dict[str, Any]:
         "fast_p95_ms": speed["fast"]["latency_ms"]["p95"],
         "n": n,
         "accuracy": round(100.0 * accuracy, 2),
-        "accuracy_se": binomial_se(accuracy, n),
+        "accuracy_se": _binomial_se_points(accuracy, n),
         "agreement_with_f16": round(100.0 * agree / n, 2),
-        "agreement_se": binomial_se(agree / n, n),
+        "agreement_se": _binomial_se_points(agree / n, n),
         "signals": {},
     }
     for signal in SIGNALS:
@@ -85,7 +84,7 @@ def _signal(
         out.update(
             f16_tau=f16_point["tau"],
             routed_at_f16_tau=_pct(fraction),
-            routed_se=binomial_se(fraction, len(scores)),
+            routed_se=_binomial_se_points(fraction, len(scores)),
             routed_shift=_pct(fraction - f16_fraction),
             routed_shift_se=paired_shift_se(scores, _column(f16, signal), f16_point["tau"]),
         )
@@ -105,7 +104,7 @@ def with_f16_calibrator(
         if own.get("lift") is not None and t["lift"] is not None:
             t["lift_lost"] = round(own["lift"] - t["lift"], 2)
         own["routed_at_f16_tau"] = t["routed"]
-        own["routed_se"] = binomial_se(t["routed"] / 100.0, row["n"])
+        own["routed_se"] = _binomial_se_points(t["routed"] / 100.0, row["n"])
         own["routed_shift"] = round(t["routed"] - f16_transfer[signal]["routed"], 2)
         own["routed_shift_se"] = t["routed_shift_se"]
 

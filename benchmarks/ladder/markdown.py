@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.markdown import fmt as _f
+from benchmarks.markdown import markdown_table
+
 SAFE_ROUTED_SHIFT = 5.0  # points of cloud fraction at the F16 tau a deployment tolerates
-
-
-def _f(value: Any, digits: int = 1) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def _pm(value: Any, se: Any) -> str:
@@ -31,19 +28,11 @@ def render(ladder: dict[str, Any]) -> str:
         "",
         "## Size and speed",
         "",
-        "| rung | size MB | load ms | cold start ms | peak RSS MB | prompt tok/s | decode tok/s "
-        "| fast median ms | fast p95 ms | repacked | stored as (tensors) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        *_speed(rungs),
+        "",
+        "## Accuracy, calibration and routing",
+        "",
     ]
-    for name, r in rungs.items():
-        lines.append(
-            f"| {name} | {_f(r['size_mb'])} | {_f(r['load_ms'], 0)} | {_f(r['cold_start_ms'], 0)} "
-            f"| {_f(r['peak_rss_fast_only_mb'])} | {_f(r['prompt_eval_tokens_per_s'])} "
-            f"| {_f(r['decode_tokens_per_s'])} | {_f(r['fast_median_ms'], 0)} "
-            f"| {_f(r['fast_p95_ms'], 0)} | {'yes' if r['repack']['repacked'] else 'no'} "
-            f"| {_stored(r.get('stored_as'))} |"
-        )
-    lines += ["", "## Accuracy, calibration and routing", ""]
     lines += _quality(rungs)
     lines += ["", "## A calibrator fitted on F16, used on every rung", ""]
     lines += _transfer(ladder["transfer"])
@@ -52,11 +41,27 @@ def render(ladder: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _speed(rungs: dict[str, dict[str, Any]]) -> list[str]:
+    header = ["rung", "size MB", "load ms", "cold start ms", "peak RSS MB", "prompt tok/s",
+              "decode tok/s", "fast median ms", "fast p95 ms", "repacked",
+              "stored as (tensors)"]  # fmt: skip
+    rows = [
+        [name, _f(r["size_mb"]), _f(r["load_ms"], 0), _f(r["cold_start_ms"], 0),
+         _f(r["peak_rss_fast_only_mb"]), _f(r["prompt_eval_tokens_per_s"]),
+         _f(r["decode_tokens_per_s"]), _f(r["fast_median_ms"], 0), _f(r["fast_p95_ms"], 0),
+         "yes" if r["repack"]["repacked"] else "no", _stored(r.get("stored_as"))]
+        for name, r in rungs.items()
+    ]  # fmt: skip
+    return markdown_table(header, rows)
+
+
 def _stored(types: dict[str, int] | None) -> str:
     return ", ".join(f"{name} {count}" for name, count in types.items()) if types else "–"
 
 
 def _quality(rungs: dict[str, dict[str, Any]]) -> list[str]:
+    # hand-built, not markdown_table: a rung's later signal rows leave its three cells blank as
+    # "| | | |" (one space each) in the committed ladder.md, where markdown_table writes "|  |"
     lines = [
         "Accuracy and agreement (same letter as F16) in %, ± one standard error. Per signal: "
         "AUROC, ECE, the routed % at the tau chosen on F16's calib for 70 % routed (for the "
@@ -88,19 +93,15 @@ def _quality(rungs: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def _transfer(transfer: dict[str, dict[str, Any]]) -> list[str]:
-    lines = [
-        "| rung | signal | AUROC (F16's calibrator) | AUROC (own) | routed % | lift (F16's) "
-        "| lift lost vs own |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for name, signals in transfer.items():
-        for signal, t in signals.items():
-            lines.append(
-                f"| {name} | {signal} | {_f(t['auroc_f16_calibrator'], 3)} "
-                f"| {_f(t['auroc_own_calibrator'], 3)} | {_f(t['routed'])} "
-                f"| {_pm(t['lift'], t['lift_se'])} | {_f(t.get('lift_lost'))} |"
-            )
-    return lines
+    header = ["rung", "signal", "AUROC (F16's calibrator)", "AUROC (own)", "routed %",
+              "lift (F16's)", "lift lost vs own"]  # fmt: skip
+    rows = [
+        [name, signal, _f(t["auroc_f16_calibrator"], 3), _f(t["auroc_own_calibrator"], 3),
+         _f(t["routed"]), _pm(t["lift"], t["lift_se"]), _f(t.get("lift_lost"))]
+        for name, signals in transfer.items()
+        for signal, t in signals.items()
+    ]  # fmt: skip
+    return markdown_table(header, rows)
 
 
 def safe_rungs(rungs: dict[str, dict[str, Any]]) -> list[str]:
@@ -134,14 +135,28 @@ def recommendations(rungs: dict[str, dict[str, Any]]) -> list[str]:
         f"{SAFE_ROUTED_SHIFT:.0f} points at F16's taus, or within two paired SEs): "
         f"{', '.join(safe)}.",
         "",
-        "| device | ship | why (measured here) |",
-        "|---|---|---|",
-        f"| Pi 4/5-class, 4-8 GB (**extrapolated**: not measured on a Pi) | {smallest} "
-        f"| the smallest safe rung: {_f(s['size_mb'])} MB, {_f(s['peak_rss_fast_only_mb'])} MB "
-        "RSS here; a Pi's memory bandwidth makes size the speed |",
-        f"| laptop | {fastest} | the fastest safe rung here: fast median "
-        f"{_f(f['fast_median_ms'], 0)} ms, {_f(f['prompt_eval_tokens_per_s'])} prompt tok/s |",
-        f"| LAN gateway | {best} | the quantized rung closest to F16 "
-        f"({_f(b['agreement_with_f16'])} % same letters, accuracy {_f(b['accuracy'])} %) at "
-        f"{_f(b['size_mb'])} MB |",
+        *markdown_table(
+            ["device", "ship", "why (measured here)"],
+            [
+                [
+                    "Pi 4/5-class, 4-8 GB (**extrapolated**: not measured on a Pi)",
+                    smallest,
+                    f"the smallest safe rung: {_f(s['size_mb'])} MB, "
+                    f"{_f(s['peak_rss_fast_only_mb'])} MB RSS here; a Pi's memory bandwidth makes "
+                    "size the speed",
+                ],
+                [
+                    "laptop",
+                    fastest,
+                    f"the fastest safe rung here: fast median {_f(f['fast_median_ms'], 0)} ms, "
+                    f"{_f(f['prompt_eval_tokens_per_s'])} prompt tok/s",
+                ],
+                [
+                    "LAN gateway",
+                    best,
+                    f"the quantized rung closest to F16 ({_f(b['agreement_with_f16'])} % same "
+                    f"letters, accuracy {_f(b['accuracy'])} %) at {_f(b['size_mb'])} MB",
+                ],
+            ],
+        ),
     ]

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from converter.train_config import ChainBenchConfig, ChainConfig
+from edge_runtime.atomic import write_text_atomic
 from edge_runtime.models import hash_file
 
 MANIFEST = "manifest.json"
@@ -70,10 +71,7 @@ class Context:
         return {"round": r, "seed": self.config.seed + r, "steps": {}}
 
     def save_manifest(self, r: int, manifest: dict[str, Any]) -> None:
-        path = self.round_dir(r) / MANIFEST
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(manifest, indent=1))
-        tmp.replace(path)
+        write_text_atomic(self.round_dir(r) / MANIFEST, json.dumps(manifest, indent=1))
 
 
 Step = Callable[[Context, int], dict[str, Any]]

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +30,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from edge_runtime.atomic import write_text_atomic
 from edge_runtime.decoding import EdgeResult
 from edge_runtime.errors import (
     CalibratorFormatError,
@@ -193,17 +192,9 @@ class Calibrator:
         return data
 
     def save(self, path: Path) -> Path:
-        """Write the JSON atomically (a temporary file beside it, then a rename)."""
+        """Write the JSON atomically and durably (see :mod:`edge_runtime.atomic`)."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(self.to_dict(), handle, indent=1)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return write_text_atomic(path, json.dumps(self.to_dict(), indent=1))
 
     @classmethod
     def from_dict(

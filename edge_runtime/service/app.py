@@ -6,15 +6,20 @@
 ``/healthz`` answers at once and ``/readyz`` turns 200 when the model is warm. Every error is a
 JSON ``{"error_kind", "error"}`` body (on the chat API, OpenAI's ``{"error": {"message",
 "type", "code"}}`` with ``error_kind`` beside it); malformed input is a 4xx, never a 5xx.
+
+``/readyz``'s body: ``status`` (``loading``, ``failed``, ``ready``), ``cloud`` (``breaker``:
+the circuit breaker's state, ``outbox_pending``: pending outbox entries, both null when not
+known) and ``outbox`` (``state``, ``reason``, ``error``: see
+:class:`~edge_runtime.service.background.OutboxStatus`), which tells "no cloud configured"
+(``no_cloud``) from "outbox unreadable" (``unreadable``, ``error`` naming why). The cloud and
+outbox are shown, never a reason to fail readiness.
 """
 
 from __future__ import annotations
 
-import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
@@ -23,25 +28,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from edge_runtime.errors import ConfigError, EdgeRuntimeError, InvalidQuestionError
-from edge_runtime.question import Question, make_question
-from edge_runtime.record import DecisionRecord
+from edge_runtime.question import make_question
 from edge_runtime.routing.rule import Signal
 from edge_runtime.runtime import EdgeRuntime
-from edge_runtime.service.admission import Admission
-from edge_runtime.service.background import ModelState, OutboxFlusher, start_loading
 from edge_runtime.service.body import parse_body, read_body
 from edge_runtime.service.chat_routes import add_chat_routes
 from edge_runtime.service.config import ServiceConfig
-from edge_runtime.service.decision_log import DecisionLog
-from edge_runtime.service.errors import (
-    BadRequestError,
-    DecisionLogError,
-    NotReadyError,
-    ServiceError,
-    UnauthorizedError,
-)
-from edge_runtime.service.idempotency import Idempotency, IdempotencyStore
+from edge_runtime.service.errors import BadRequestError, ServiceError
 from edge_runtime.service.metrics import ServiceMetrics
+from edge_runtime.service.state import Service
 
 log = logging.getLogger(__name__)
 
@@ -103,90 +98,6 @@ class RequestMetrics:
             self.metrics.observe_request(scope["path"], status, seconds)
 
 
-class Service:
-    """Everything one app instance owns; built by :func:`create_app`."""
-
-    def __init__(
-        self,
-        config: ServiceConfig,
-        loader: Callable[[], EdgeRuntime],
-        on_fatal: Callable[[], None],
-    ) -> None:
-        self.config = config
-        self.loader = loader
-        self.on_fatal = on_fatal
-        self.state = ModelState()
-        self.metrics = ServiceMetrics()
-        self.admission = Admission(queue_size=config.queue_size, retry_after=config.retry_after)
-        self.metrics.queue_depth.set_function(lambda: self.admission.admitted)
-        self.decision_log: DecisionLog | None = None
-        self.idempotency: Idempotency | None = None
-
-    def check_token(self, request: Request) -> None:
-        if self.config.api_token is None:
-            return
-        given = request.headers.get("authorization", "").encode("utf-8", "surrogateescape")
-        wanted = f"Bearer {self.config.api_token}".encode()
-        if not hmac.compare_digest(given, wanted):
-            raise UnauthorizedError()
-
-    def runtime(self) -> EdgeRuntime:
-        if self.state.runtime is None:
-            raise NotReadyError(self.config.retry_after)
-        return self.state.runtime
-
-    def answer_and_log(self, question: Question, **how: Any) -> DecisionRecord:
-        """On an answering thread: the decision (``how``: EdgeRuntime.answer's options), then
-        its log line on disk (fsync)."""
-        record = self.runtime().answer(question, **how)
-        assert self.decision_log is not None  # opened before the app serves
-        try:
-            self.decision_log.append(record, question)
-        except OSError as exc:
-            log.error("decision %s not logged: %s", record.id, exc)
-            raise DecisionLogError(exc.strerror or str(exc)) from exc
-        return record
-
-    @asynccontextmanager
-    async def lifespan(self, app: FastAPI) -> AsyncIterator[None]:
-        config = self.config
-        self.decision_log = DecisionLog(
-            config.decision_log_path(), max_bytes=config.log_max_bytes, keep=config.log_keep,
-            questions=config.log_questions,
-        )  # fmt: skip
-        store = IdempotencyStore(
-            config.idempotency_path(), max_entries=config.idempotency_keys,
-            ttl=config.idempotency_ttl,
-        )  # fmt: skip
-        self.idempotency = Idempotency(store)
-        loading = start_loading(
-            self.state, self.loader, on_loaded=self._loaded, on_fatal=self.on_fatal
-        )
-        flusher = OutboxFlusher(self.state, interval=config.flush_interval)
-        flusher.start()
-        try:
-            yield
-        finally:  # uvicorn has stopped accepting and finished the in-flight requests
-            flusher.stop()
-            self.admission.shutdown()
-            loading.join()
-            self.decision_log.close()
-            store.close()
-            self._close_runtime()
-
-    def _loaded(self, runtime: EdgeRuntime) -> None:
-        self.metrics.model_loaded(runtime, lambda: float(self.state.outbox_pending() or 0))
-
-    def _close_runtime(self) -> None:
-        runtime = self.state.runtime
-        if runtime is None:
-            return
-        if runtime.escalator is not None:
-            runtime.escalator.close()
-        runtime.close()
-        log.info("runtime closed")
-
-
 def create_app(
     config: ServiceConfig,
     loader: Callable[[], EdgeRuntime],
@@ -246,9 +157,11 @@ def _add_routes(app: FastAPI, service: Service) -> None:
         state = service.state
         ready = state.runtime is not None
         status = "ready" if ready else ("failed" if state.error_kind else "loading")
+        outbox = state.outbox_status()
         content = {
             "status": status,
-            "cloud": {"breaker": state.breaker_state(), "outbox_pending": state.outbox_pending()},
+            "cloud": {"breaker": state.breaker_state(), "outbox_pending": outbox.pending},
+            "outbox": outbox.to_dict(),
         }
         return JSONResponse(content, status_code=200 if ready else 503)
 

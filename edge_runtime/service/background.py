@@ -1,10 +1,14 @@
-"""Work the service does off the request path: loading the model, flushing the outbox."""
+"""Work the service does off the request path: loading the model, flushing the outbox; and
+what ``/readyz`` reports of them (:class:`OutboxStatus`)."""
 
 from __future__ import annotations
 
+import errno
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
 
 from cloud_client.errors import OutboxError
 from edge_runtime.runtime import EdgeRuntime
@@ -14,6 +18,51 @@ log = logging.getLogger(__name__)
 FLUSH_BATCH = 50  # entries per background flush round, so a shutdown is not held up long
 
 
+class OutboxState(str, Enum):
+    """``/readyz``'s ``outbox.state``: whether the outbox could be read, and if not, why not."""
+
+    READABLE = "readable"  # read: ``cloud.outbox_pending`` is its count of pending entries
+    NO_CLOUD = "no_cloud"  # no cloud configured: nothing escalates, so there is no outbox
+    NO_OUTBOX = "no_outbox"  # a cloud without an outbox: failed escalations are not queued
+    UNREADABLE = "unreadable"  # a cloud is configured but its outbox cannot be read
+    NOT_LOADED = "not_loaded"  # the model, which carries the cloud settings, is not loaded
+
+
+REASONS = {
+    OutboxState.READABLE: "the outbox reads; cloud.outbox_pending counts its pending entries",
+    OutboxState.NO_CLOUD: "no cloud is configured: nothing escalates, so there is no outbox",
+    OutboxState.NO_OUTBOX: "a cloud is configured without an outbox: failed escalations are "
+    "not queued",
+    OutboxState.UNREADABLE: "the outbox cannot be read (error names why) - the service log "
+    "names the file and what to do",
+    OutboxState.NOT_LOADED: "the model and its cloud settings are not loaded (yet)",
+}
+
+
+@dataclass(frozen=True)
+class OutboxStatus:
+    """What ``/readyz`` says of the outbox. It never fails readiness: the local answer stands
+    without a cloud. ``error`` (unreadable only) is SQLite's error name (``SQLITE_NOTADB``,
+    ``SQLITE_BUSY``, ...) or the file system's (``EISDIR``, ``EACCES``, ...), never the path:
+    ``/readyz`` is open to anyone who can reach the port."""
+
+    state: OutboxState
+    pending: int | None = None  # readable only
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"state": self.state.value, "reason": REASONS[self.state], "error": self.error}
+
+
+def _error_name(exc: OutboxError) -> str:
+    if exc.code:
+        return exc.code
+    cause = exc.__cause__
+    if isinstance(cause, OSError) and cause.errno is not None:
+        return errno.errorcode.get(cause.errno, f"errno {cause.errno}")
+    return type(cause).__name__ if cause is not None else "unknown"
+
+
 class ModelState:
     """Set once by the loading thread; read by /readyz and the request handlers."""
 
@@ -21,17 +70,27 @@ class ModelState:
         self.runtime: EdgeRuntime | None = None
         self.error_kind: str | None = None
 
-    def outbox_pending(self) -> int | None:
-        """Pending outbox entries; None when no cloud (hence no outbox) is configured, or when
-        the outbox cannot be read (logged: health and metrics must not fail with it)."""
-        escalator = self.runtime.escalator if self.runtime else None
-        if escalator is None or escalator.outbox is None:
-            return None
+    def outbox_status(self) -> OutboxStatus:
+        """Whether the outbox reads and how many entries wait in it; an unreadable outbox is
+        logged (with its path and the fix), never raised: health and metrics must not fail."""
+        if self.runtime is None:
+            return OutboxStatus(OutboxState.NOT_LOADED)
+        escalator = self.runtime.escalator
+        if escalator is None:
+            return OutboxStatus(OutboxState.NO_CLOUD)
+        if escalator.outbox is None:
+            return OutboxStatus(OutboxState.NO_OUTBOX)
         try:
-            return escalator.outbox.counts()["pending"]
+            pending = escalator.outbox.counts()["pending"]
         except OutboxError as exc:
             log.warning("%s", exc)
-            return None
+            return OutboxStatus(OutboxState.UNREADABLE, error=_error_name(exc))
+        return OutboxStatus(OutboxState.READABLE, pending=pending)
+
+    def outbox_pending(self) -> int | None:
+        """Pending outbox entries; None when there is no outbox to read or it cannot be read
+        (:meth:`outbox_status` tells which)."""
+        return self.outbox_status().pending
 
     def breaker_state(self) -> str | None:
         escalator = self.runtime.escalator if self.runtime else None

@@ -9,8 +9,12 @@ message, in one of two formats:
 
 The reply is a chat completion whose message reads ``Final answer: <LETTER>``, with the node's
 whole decision record in the ``foggen`` extension field (its ``provenance`` tells which tier
-answered). Anything else in the messages is ignored; a message that is not an MCQ is refused
-(422 ``not_a_question``), never answered with a guess. ``temperature`` > 0 draws one answer
+answered) and OpenAI's ``usage`` counted by this node's model's tokenizer: ``prompt_tokens``
+the prompt it evaluated for the question (BOS, its chat format, the MCQ), ``completion_tokens``
+the returned message content, ``total_tokens`` their sum (an answer from upstream is counted
+the same way: what this node's model read and what the reply says). Anything else in the
+messages is ignored; a message that is not an MCQ is refused (422 ``not_a_question``), never
+answered with a guess. ``temperature`` > 0 draws one answer
 from the schema-forced sampler, reproducibly per ``seed`` (a random seed, reported in
 ``foggen.seed``, when none is given); absent or 0 it is the node's greedy, routed answer.
 ``stream: true`` and ``n`` > 1 are refused. Fields this node does not use are ignored, as
@@ -31,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cloud_client.protocol import EXTENSION, read_user_message
 from edge_runtime.fog import MAX_ID_CHARS, MAX_PATH, Trail
+from edge_runtime.question import Question
 from edge_runtime.record import DecisionRecord
 from edge_runtime.runtime import EdgeRuntime, Sampling
 from edge_runtime.service.body import parse_body
@@ -166,8 +171,20 @@ def models_body(runtime: EdgeRuntime) -> dict[str, Any]:
     return {"object": "list", "data": [entry]}
 
 
+def usage(runtime: EdgeRuntime, *, question: Question, content: str) -> dict[str, int]:
+    """OpenAI's token counts by the model's own tokenizer: the prompt ids llama.cpp evaluates
+    for ``question`` and the reply's ``content`` as plain text (no BOS, no control tokens)."""
+    prompt = len(runtime.prompt_tokens(question))
+    completion = len(runtime.engine.tokenize(content, special=False))
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
 def completion_body(
-    record: DecisionRecord, runtime: EdgeRuntime, sampling: Sampling | None
+    record: DecisionRecord, runtime: EdgeRuntime, sampling: Sampling | None, *, question: Question
 ) -> dict[str, Any]:
     if record.answer is None:
         raise NoAnswerError(
@@ -184,5 +201,6 @@ def completion_body(
         "model": model_id(runtime),
         "system_fingerprint": f"foggen-{runtime.model.file.sha256[:12]}",
         "choices": [{"index": 0, "message": message, "finish_reason": "stop", "logprobs": None}],
+        "usage": usage(runtime, question=question, content=message["content"]),
         EXTENSION: extension,
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -25,9 +25,7 @@ from edge_runtime.service.chat_api import (
 )
 from edge_runtime.service.errors import HopRefusedError
 from edge_runtime.service.idempotency import key_from
-
-if TYPE_CHECKING:
-    from edge_runtime.service.app import Service
+from edge_runtime.service.state import Service
 
 REPLAYED = "Idempotent-Replayed"
 
@@ -61,7 +59,7 @@ def add_chat_routes(app: FastAPI, service: Service) -> None:
             def work() -> dict[str, Any]:
                 record = service.answer_and_log(question, trail=trail, sampling=sampling)
                 records.append(record)
-                reply = completion_body(record, runtime, sampling)
+                reply = completion_body(record, runtime, sampling, question=question)
                 keep(reply)
                 return reply
 

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from edge_runtime.atomic import fsync_dir
 from edge_runtime.question import Question
 from edge_runtime.record import DecisionRecord
 from edge_runtime.service.config import QuestionLogging
@@ -82,7 +83,7 @@ class DecisionLog:
             self.path.rename(rotated[0])
         else:
             self.path.unlink()
-        _fsync_dir(self.path.parent)
+        fsync_dir(self.path.parent)
         self._file = self._open()
         log.info("decision log rotated (%d kept)", self.keep)
 
@@ -92,14 +93,6 @@ class DecisionLog:
                 self._file.flush()
                 os.fsync(self._file.fileno())
                 self._file.close()
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _cut_torn_tail(path: Path) -> None:
