@@ -29,6 +29,7 @@ from typing import Any
 import gguf
 import numpy as np
 
+from converter.gguf_reader import GGUFReader
 from converter.to_hf import read_fields
 
 
@@ -67,7 +68,7 @@ def timed(command: list[str]) -> dict[str, float]:
 
 
 def compare(reference: Path, ours: Path) -> dict[str, Any]:
-    ref, mine = gguf.GGUFReader(reference), gguf.GGUFReader(ours)
+    ref, mine = GGUFReader(reference), GGUFReader(ours)
     ref_fields, our_fields = read_fields(ref), read_fields(mine)
     keys = sorted(set(ref_fields) | set(our_fields))
     metadata_diff = {

@@ -26,6 +26,7 @@ from converter.errors import CheckpointFormatError, OutputError, UnsupportedMode
 from converter.families import family_for_gguf
 from converter.families.decoder import rope_from_gguf
 from converter.families.gemma3 import GEMMA3, config_from_gguf, from_gguf
+from converter.gguf_reader import GGUFReader
 from converter.safetensors_io import write_safetensors
 from converter.staging import staged
 from converter.tokenizer import Vocab, vocab_from_gguf_fields, write_hf_tokenizer
@@ -45,7 +46,7 @@ def gguf_to_hf(gguf_path: str | Path, out_dir: str | Path, *, progress: bool = T
     if not out_dir.parent.is_dir():
         raise OutputError(f"the parent folder {out_dir.parent} does not exist")
     try:
-        reader = gguf.GGUFReader(gguf_path)
+        reader = GGUFReader(gguf_path)
     except (OSError, ValueError) as exc:
         raise CheckpointFormatError(f"{gguf_path} is not a readable GGUF ({exc})") from exc
     fields = read_fields(reader)

@@ -12,14 +12,41 @@ import pytest
 from cloud_client.config import CloudConfig
 from edge_runtime.config import RuntimeConfig
 from edge_runtime.runtime import EdgeRuntime
+from tests.threads import TEST_THREADS
 
 if TYPE_CHECKING:
     from benchmarks.simulated_cloud import SimulatedCloud
 
-# llama.cpp threads of every test model. On a machine busy with other jobs, 1 can be several
-# times faster than 2: two threads meet at a barrier after every operation, and one of them
-# descheduled stalls both (measured: tests/test_families.py took 10 min with 2, 2 min with 1).
-TEST_THREADS = int(os.environ.get("FOGGEN_TEST_THREADS", "2"))
+
+# `make test` sets it: a test that would skip because an extra is missing (torch, peft) fails.
+REQUIRE_EXTRAS = os.environ.get("FOGGEN_REQUIRE_EXTRAS") == "1"
+
+
+def _missing_extra(report: pytest.CollectReport | pytest.TestReport) -> str | None:
+    """The reason of a skip that ``pytest.importorskip`` raised, else None."""
+    if not report.skipped or not isinstance(report.longrepr, tuple):
+        return None
+    reason = str(report.longrepr[2])
+    return reason if "could not import" in reason else None
+
+
+def _fail_instead(report: pytest.CollectReport | pytest.TestReport) -> None:
+    reason = _missing_extra(report)
+    if REQUIRE_EXTRAS and reason is not None:
+        report.outcome = "failed"
+        report.longrepr = f"{reason} - FOGGEN_REQUIRE_EXTRAS=1: install every extra (make install)"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
+    outcome = yield
+    _fail_instead(outcome.get_result())  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    _fail_instead(outcome.get_result())  # type: ignore[attr-defined]
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,7 @@ from edge_runtime.mcq import stratified
 from edge_runtime.routing.rule import Route, Signal
 from edge_runtime.routing.taus import TauTable
 from edge_runtime.runtime import EdgeRuntime
+from tests.threads import TEST_THREADS
 
 FOGGEN = [sys.executable, "-m", "foggen"]
 DOMAINS = ("math", "law")
@@ -29,7 +30,7 @@ DOMAINS = ("math", "law")
 
 @pytest.fixture(scope="module")
 def bench_dir(model_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    config = BenchConfig(domains=DOMAINS, per_domain=3, small_per_domain=1, threads=2,
+    config = BenchConfig(domains=DOMAINS, per_domain=3, small_per_domain=1, threads=TEST_THREADS,
                          cold_start=False, progress=False)  # fmt: skip
     report = run_bench(config, home=model_home)
     out = tmp_path_factory.mktemp("bench")
@@ -155,7 +156,8 @@ def test_per_domain_taus_route_each_domain(runtime: EdgeRuntime, tmp_path: Path)
     math_q, law_q = stratified(1, domains=("math", "law"))
     math_record, law_record = with_taus.answer(math_q), with_taus.answer(law_q)
     assert (math_record.tau, math_record.route) == (0.0, Route.LOCAL)  # every score >= 0
-    assert law_record.tau == 1.0 and law_record.route is Route.CLOUD or law_record.score == 1.0
+    assert law_record.tau == 1.0  # the global tau: only a score of exactly 1.0 keeps it local
+    assert law_record.route is (Route.LOCAL if law_record.score == 1.0 else Route.CLOUD)
     assert with_taus.answer(law_q, tau=0.0).route is Route.LOCAL  # the call's tau wins
 
 
@@ -211,12 +213,13 @@ def test_bad_bench_settings_are_usage_errors(cli_env: dict[str, str], tmp_path: 
 
 
 @pytest.mark.slow
-def test_transformers_baseline_runs_the_same_tokens(
+def test_transformers_baseline_is_fed_the_runtime_s_prompt_tokens(
     hf_checkpoint: Path, runtime: EdgeRuntime
 ) -> None:
     question = stratified(1, domains=("math",))
-    result = run_baseline(hf_checkpoint, runtime, question, threads=2, progress=False)
+    result = run_baseline(hf_checkpoint, runtime, question, threads=TEST_THREADS, progress=False)
     (row,) = result["rows"]
+    assert row["prompt_tokens"] == len(runtime.prompt_tokens(question[0]))
     assert result["dtype"] == "bfloat16" and result["load_ms"] > 0
     assert 1 <= row["new_tokens"] <= 64 and row["ms"] > 0
     assert isinstance(row["strict"], bool) and isinstance(row["lenient"], bool)
@@ -279,7 +282,7 @@ def calib_report(model_home: Path) -> dict[str, Any]:
     assert smollm2 is not None
     fetch_named(smollm2, home=model_home)
     config = BenchConfig(models=("smollm2-135m",), domains=DOMAINS, per_domain=4,
-                         calib_per_domain=20, small_per_domain=0, threads=2,
+                         calib_per_domain=20, small_per_domain=0, threads=TEST_THREADS,
                          cold_start=False, progress=False)  # fmt: skip
     return run_bench(config, home=model_home)
 
@@ -306,7 +309,7 @@ def test_a_second_bench_reads_every_pass_from_the_cache(
     calib_report: dict[str, Any], model_home: Path
 ) -> None:
     config = BenchConfig(models=("smollm2-135m",), domains=DOMAINS, per_domain=4,
-                         calib_per_domain=20, small_per_domain=0, threads=2,
+                         calib_per_domain=20, small_per_domain=0, threads=TEST_THREADS,
                          cold_start=False, progress=False)  # fmt: skip
     again = run_bench(config, home=model_home)["models"][0]
     first = calib_report["models"][0]

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from converter.chain.steps import select_buffer
+from tests.threads import TEST_THREADS
 
 pytest.importorskip("torch")
 pytest.importorskip("peft")
@@ -29,9 +30,9 @@ def _config(tiny_gguf: Path):  # noqa: ANN202 - a ChainConfig
     from converter.train_config import ChainBenchConfig, ChainConfig, TrainConfig
 
     return ChainConfig(
-        rounds=2, buffer=5, n_samples=3, group=2, threads=2, base=str(tiny_gguf),
+        rounds=2, buffer=5, n_samples=3, group=2, threads=TEST_THREADS, base=str(tiny_gguf),
         train=TrainConfig(epochs=1, lr=1e-3, max_tokens=700),
-        bench=ChainBenchConfig(per_domain=1, small_per_domain=1, threads=2),
+        bench=ChainBenchConfig(per_domain=1, small_per_domain=1, threads=TEST_THREADS),
     )  # fmt: skip
 
 
@@ -104,7 +105,9 @@ def test_chain_end_to_end_with_resume_publish_and_build(
     assert "after round 1" in md and "buffer 5 train-split questions" in md
     assert written[0].suffix == ".json"
 
-    built = build_round(publish, 1, home=tmp_path / "home", threads=2, base_gguf=tiny_gguf)
+    built = build_round(
+        publish, 1, home=tmp_path / "home", threads=TEST_THREADS, base_gguf=tiny_gguf
+    )
     assert built["f32_identical_to_chain"]
     assert built["f32_sha256"] == manifests[1]["steps"]["export"]["f32_sha256"]
     assert Path(built["path"]).is_file()
@@ -116,7 +119,7 @@ def test_chain_end_to_end_with_resume_publish_and_build(
     stale["steps"]["export"]["f32_sha256"] = "0" * 64
     path.write_text(json.dumps(stale, indent=1))
     with pytest.raises(ChainBuildError, match="differs from the chain's"):
-        build_round(publish, 1, home=tmp_path / "home", threads=2, base_gguf=tiny_gguf)
+        build_round(publish, 1, home=tmp_path / "home", threads=TEST_THREADS, base_gguf=tiny_gguf)
     round_0 = (publish / "round-00" / "manifest.json").read_text()
     changes = rerecord_hashes(publish, "test", home=tmp_path / "home", base_gguf=tiny_gguf)
     assert [c["round"] for c in changes] == [0, 1]

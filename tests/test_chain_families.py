@@ -13,6 +13,7 @@ from converter.gguf_export import OutType, export_gguf
 from converter.verify import verify
 from edge_runtime.mcq import stratified
 from testkit.tiny_models import make_adapter
+from tests.threads import TEST_THREADS
 
 FAMILIES = ["qwen2", "llama"]
 
@@ -56,9 +57,9 @@ def test_one_chain_round_and_a_rebuild(
     monkeypatch.setenv("FOGGEN_HOME", str(tmp_path / "home"))
     base = export_gguf(tiny, tmp_path / "base.gguf", out_type=OutType.F32, progress=False)
     config = ChainConfig(
-        rounds=1, buffer=5, n_samples=3, group=2, threads=2, base=str(base),
+        rounds=1, buffer=5, n_samples=3, group=2, threads=TEST_THREADS, base=str(base),
         train=TrainConfig(epochs=1, lr=1e-3, max_tokens=700),
-        bench=ChainBenchConfig(per_domain=1, small_per_domain=1, threads=2),
+        bench=ChainBenchConfig(per_domain=1, small_per_domain=1, threads=TEST_THREADS),
     )  # fmt: skip
     publish = tmp_path / "published"
     (manifest,) = Chain(
@@ -71,5 +72,5 @@ def test_one_chain_round_and_a_rebuild(
     questions = json.loads(Path(summary["report"]).read_text())["models"][0]["questions"]
     assert summary["n_questions"] == len(questions) == 7
     assert summary["gguf_sha256"] == steps["export"]["q4_k_m_sha256"]
-    built = build_round(publish, 0, home=tmp_path / "home", threads=2, base_gguf=base)
+    built = build_round(publish, 0, home=tmp_path / "home", threads=TEST_THREADS, base_gguf=base)
     assert built["f32_identical_to_chain"], "the rebuild must give the chain's bits"

@@ -24,6 +24,7 @@ from cloud_client.config import CloudConfig
 from cloud_client.errors import AnswerParseError
 from edge_runtime.escalation import Escalator
 from edge_runtime.question import make_question
+from tests.threads import TEST_THREADS
 
 HANG_GUARD = 180  # seconds for the server to come up; only against hangs
 QUESTION = make_question(
@@ -47,7 +48,7 @@ def llama_server(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
     command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path),
                "--chat_format", "gemma", "--host", "127.0.0.1", "--port", str(port),
-               "--n_threads", "2", "--n_ctx", "2048"]  # fmt: skip
+               "--n_threads", str(TEST_THREADS), "--n_ctx", "2048"]  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
     with open(log, "wb") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)

@@ -21,6 +21,7 @@ from converter.gguf_export import OutType, export_gguf
 from converter.verify import verify
 from edge_runtime.gguf_check import inspect_gguf
 from edge_runtime.mcq import stratified
+from tests.threads import TEST_THREADS
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_output_dtypes(
 def _loads_and_answers(path: Path) -> bool:
     from edge_runtime.engine import EngineSettings, LlamaEngine
 
-    engine = LlamaEngine(path, EngineSettings(n_ctx=256, n_threads=2, n_batch=64))
+    engine = LlamaEngine(path, EngineSettings(n_ctx=256, n_threads=TEST_THREADS, n_batch=64))
     try:
         logits = engine.logits_after([engine.bos, *engine.tokenize("Hello world")])
         return bool(logits.shape == (262144,) and logits.std() > 0)

@@ -15,6 +15,7 @@ import pytest
 from converter.bpe_vocab import LLAMA3_SPLIT, QWEN2_SPLIT, pre_tokenizer_json
 from converter.errors import UnsupportedModelError
 from converter.gguf_export import OutType, export_gguf
+from converter.gguf_reader import GGUFReader
 from converter.to_hf import gguf_to_hf, read_fields
 from converter.to_hf_transformers import fix_pre_tokenizer
 from converter.verify import verify
@@ -23,6 +24,7 @@ from edge_runtime.gguf_check import inspect_gguf
 from edge_runtime.mcq import stratified
 from edge_runtime.prompt import PromptTokens
 from edge_runtime.question import Question
+from tests.threads import TEST_THREADS
 
 FAMILIES = ["qwen2", "llama"]
 
@@ -60,18 +62,18 @@ def test_family_keys_and_tokenizer(tiny: Path, tiny_f32: Path) -> None:
     assert meta["tokenizer.ggml.model"] == "gpt2"
     assert meta["tokenizer.ggml.pre"] == ("qwen2" if arch == "qwen2" else "smollm")
     assert meta[f"{arch}.attention.head_count_kv"] == 2
-    fields = read_fields(gguf.GGUFReader(tiny_f32))
+    fields = read_fields(GGUFReader(tiny_f32))
     tokens, types = fields["tokenizer.ggml.tokens"], fields["tokenizer.ggml.token_type"]
     assert len(tokens) == config["vocab_size"] and len(fields["tokenizer.ggml.merges"]) > 100
     assert tokens[-1] == f"[PAD{len(tokens) - 1}]" and types[-1] == gguf.TokenType.UNUSED
     assert types[tokens.index("<|im_end|>")] == gguf.TokenType.CONTROL
-    names = {t.name for t in gguf.GGUFReader(tiny_f32).tensors}
+    names = {t.name for t in GGUFReader(tiny_f32).tensors}
     assert ("blk.0.attn_q.bias" in names) == (arch == "qwen2")  # Qwen2's q/k/v biases
     assert ("output.weight" in names) == (not config["tie_word_embeddings"])
 
 
 def test_prompt_follows_the_chatml_template_and_digits_split(tiny_f32: Path) -> None:
-    engine = LlamaEngine(tiny_f32, EngineSettings(n_ctx=512, n_threads=2, n_batch=64))
+    engine = LlamaEngine(tiny_f32, EngineSettings(n_ctx=512, n_threads=TEST_THREADS, n_batch=64))
     try:
         question = Question("Which is 12345?", ("12345", "54321"))
         ids = PromptTokens(engine)(question)
@@ -86,7 +88,7 @@ def test_prompt_follows_the_chatml_template_and_digits_split(tiny_f32: Path) -> 
 def test_gguf_to_hf_and_back_is_bit_equal(tiny_f32: Path, tmp_path: Path) -> None:
     hf = gguf_to_hf(tiny_f32, tmp_path / "hf", progress=False)
     back = export_gguf(hf, tmp_path / "back.gguf", out_type=OutType.F32, progress=False)
-    a, b = gguf.GGUFReader(tiny_f32), gguf.GGUFReader(back)
+    a, b = GGUFReader(tiny_f32), GGUFReader(back)
     ours = {t.name: t for t in b.tensors}
     assert {t.name for t in a.tensors} == set(ours)
     for tensor in a.tensors:  # bf16 weights: F32 -> bf16 -> F32 is exact
@@ -100,7 +102,7 @@ def test_gguf_to_hf_and_back_is_bit_equal(tiny_f32: Path, tmp_path: Path) -> Non
 def test_output_dtypes_load_and_run(tiny: Path, tmp_path: Path, out_type: OutType) -> None:
     path = export_gguf(tiny, tmp_path / "t.gguf", out_type=out_type, progress=False)
     assert set(inspect_gguf(path).tensor_types) <= {out_type.value.upper(), "F32", "F16"}
-    engine = LlamaEngine(path, EngineSettings(n_ctx=256, n_threads=2, n_batch=64))
+    engine = LlamaEngine(path, EngineSettings(n_ctx=256, n_threads=TEST_THREADS, n_batch=64))
     try:
         logits = engine.logits_after(engine.tokenize("Hello world 42", special=False))
         assert logits.std() > 0 and np.isfinite(logits).all()

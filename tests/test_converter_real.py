@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import gguf
 import numpy as np
 import pytest
 
 from converter.gguf_export import OutType, export_gguf
+from converter.gguf_reader import GGUFReader
 from converter.quantize import QuantType, quantize
 from converter.to_hf import read_fields
 from converter.verify import compare_ggufs, decision_agreement, verify
 from edge_runtime.mcq import stratified
+from tests.threads import TEST_THREADS
 
 pytestmark = pytest.mark.slow
 
@@ -48,8 +49,8 @@ def test_bf16_export_matches_transformers(hf_checkpoint: Path, tmp_path: Path) -
 
 def test_tokenizer_keys_equal_the_embedded_gguf(model_path: Path, f32_gguf: Path) -> None:
     original, ours = (
-        read_fields(gguf.GGUFReader(model_path)),
-        read_fields(gguf.GGUFReader(f32_gguf)),
+        read_fields(GGUFReader(model_path)),
+        read_fields(GGUFReader(f32_gguf)),
     )
     keys = {k for k in original if k.startswith("tokenizer.")}
     assert keys == {k for k in ours if k.startswith("tokenizer.")}
@@ -79,7 +80,7 @@ def test_decisions_agree_with_the_original_q4_k_m_up_to_llama_cpp_noise(
 def test_quantize_our_export(
     f32_gguf: Path, tmp_path: Path, quant: QuantType, max_ratio: float, min_top1: float
 ) -> None:
-    report = quantize(f32_gguf, tmp_path / f"{quant.value}.gguf", quant, threads=2)
+    report = quantize(f32_gguf, tmp_path / f"{quant.value}.gguf", quant, threads=TEST_THREADS)
     assert report.size_bytes < max_ratio * report.source_size_bytes
     assert "F32" in report.tensor_types  # norms stay F32
     if quant is QuantType.Q4_K_M:  # 640-wide rows: many tensors fall back from K-quants

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import gguf
 import numpy as np
 import pytest
 
 from converter.errors import UnsupportedModelError
 from converter.families.rope import Llama3Rope, llama3_divisors, llama3_from_divisors
 from converter.gguf_export import OutType, export_gguf
+from converter.gguf_reader import GGUFReader
 from converter.to_hf import gguf_to_hf
 from converter.verify import verify
 from edge_runtime.mcq import stratified
@@ -96,7 +96,7 @@ def tiny_llama3_f32(tiny_llama3: Path) -> Path:
 
 
 def test_llama3_scaling_runs_as_in_transformers(tiny_llama3: Path, tiny_llama3_f32: Path) -> None:
-    reader = gguf.GGUFReader(tiny_llama3_f32)
+    reader = GGUFReader(tiny_llama3_f32)
     assert reader.tensors[0].name == "rope_freqs.weight"  # first, as the reference writes it
     assert "llama.rope.scaling.type" not in reader.fields  # llama3 has no keys in llama.cpp
     questions = stratified(1)
@@ -124,7 +124,7 @@ def test_llama3_scaling_survives_gguf_to_hf_and_back(tiny_llama3_f32: Path, tmp_
     rope = json.loads((hf / "config.json").read_text())["rope_parameters"]
     assert rope == {**TINY, "rope_theta": 100_000.0}
     back = export_gguf(hf, tmp_path / "back.gguf", out_type=OutType.F32, progress=False)
-    ours = {t.name: t.data for t in gguf.GGUFReader(back).tensors}
-    for tensor in gguf.GGUFReader(tiny_llama3_f32).tensors:
+    ours = {t.name: t.data for t in GGUFReader(back).tensors}
+    for tensor in GGUFReader(tiny_llama3_f32).tensors:
         assert np.array_equal(tensor.data, ours.pop(tensor.name)), tensor.name
     assert not ours

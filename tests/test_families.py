@@ -24,6 +24,7 @@ from edge_runtime.schema import BUCKETS, AnswerSchema
 from testkit.llama_compare import assert_same
 from testkit.reference_walk import reference_walk
 from tests.templates import GEMMA_TEMPLATE
+from tests.threads import TEST_THREADS
 
 CONTROL_STRINGS = (
     "<start_of_turn>", "<end_of_turn>", "<|im_start|>", "<|im_end|>", "<|endoftext|>", "<eos>",
@@ -232,7 +233,9 @@ def test_schema_forced_sampling_on_smollm2(smollm2_runtime: EdgeRuntime) -> None
     distribution over all of them, and the same group sampled twice is identical."""
     questions = stratified(1, domains=("science", "math", "finance"))
     path = smollm2_runtime.model.file.path
-    sampler = SelfSampler(path, SampleSettings(n=5, group=2, temperature=0.7), n_threads=2)
+    sampler = SelfSampler(
+        path, SampleSettings(n=5, group=2, temperature=0.7), n_threads=TEST_THREADS
+    )
     try:
         assert [sampler.prompt_tokens(q) for q in [*questions, HOSTILE]] == [
             smollm2_runtime.prompt_tokens(q) for q in [*questions, HOSTILE]

@@ -26,6 +26,7 @@ from edge_runtime.question import make_question
 from edge_runtime.runtime import EdgeRuntime
 from edge_runtime.service.decision_log import read_log
 from edge_runtime.service.log_summary import line
+from tests.threads import TEST_THREADS
 
 PLAIN = "Which gas do plants absorb from the air?\nA. Oxygen\nB. Carbon dioxide\nC. Nitrogen"
 CHOICES = ["Oxygen", "Carbon dioxide", "Nitrogen"]
@@ -35,7 +36,7 @@ def _env(model_home: Path, workdir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOGGEN_")}
     workdir.mkdir(parents=True, exist_ok=True)
     env.update(
-        FOGGEN_HOME=str(model_home), FOGGEN_THREADS="2", FOGGEN_LOG_QUESTIONS="omit",
+        FOGGEN_HOME=str(model_home), FOGGEN_THREADS=str(TEST_THREADS), FOGGEN_LOG_QUESTIONS="omit",
         FOGGEN_DECISION_LOG=str(workdir / "decisions.jsonl"),
         FOGGEN_OUTBOX=str(workdir / "outbox.sqlite3"), **extra,
     )  # fmt: skip

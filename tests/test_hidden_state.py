@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from gguf import GGUFReader
 from gguf.quants import dequantize
 
+from converter.gguf_reader import GGUFReader
 from edge_runtime.config import Mode
 from edge_runtime.decoding import EdgeResult
 from edge_runtime.mcq import stratified

@@ -125,7 +125,17 @@ def test_hub_reference_against_a_closed_port_fails_fast(
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "2")
     monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "2")
+    # the hub retries a refused connection five times with 1-8 s of backoff (23 s in all):
+    # record the waits instead of sleeping through them
+    import huggingface_hub.constants
+    import huggingface_hub.utils._http as hub_http
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # read at import
+
+    waits: list[float] = []
+    monkeypatch.setattr(hub_http.time, "sleep", waits.append)
     started = time.monotonic()
-    with pytest.raises(ModelUnavailableError):
+    with pytest.raises(ModelUnavailableError, match="could not fetch hf://owner/repo/model.gguf"):
         resolve_model("hf://owner/repo/model.gguf@main", home=tmp_path)
-    assert time.monotonic() - started < 60  # a hang guard, not a speed target
+    assert time.monotonic() - started < 30  # a hang guard, not a speed target
+    assert 1 <= len(waits) <= 10 and sum(waits) < 120  # it gave up after a bounded backoff

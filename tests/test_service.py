@@ -16,9 +16,13 @@ import pytest
 import requests
 
 from benchmarks.service_process import ServiceProcess, serve, wait_for
+from edge_runtime.errors import InvalidQuestionError
 from edge_runtime.mcq import load_questions
+from edge_runtime.question import make_question
 from edge_runtime.runtime import EdgeRuntime
+from edge_runtime.schema import LETTERS
 from edge_runtime.service.decision_log import read_log
+from tests.threads import TEST_THREADS
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -45,7 +49,9 @@ def served(model_home: Path, service_dir: Path) -> Iterator[ServiceProcess]:
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOGGEN_")}
-    env.update(FOGGEN_HOME=str(model_home), FOGGEN_THREADS="2", FOGGEN_API_TOKEN=TOKEN)
+    env.update(
+        FOGGEN_HOME=str(model_home), FOGGEN_THREADS=str(TEST_THREADS), FOGGEN_API_TOKEN=TOKEN
+    )
     env = _env(env, service_dir, FOGGEN_LOG_QUESTIONS="redact")
     args = ("--queue-size", "1", "--max-body-bytes", str(BODY_LIMIT))
     with serve(*args, env=env, log_dir=service_dir) as service:
@@ -68,9 +74,10 @@ def test_answers_with_a_decision_record_and_logs_it(
     assert reply.status_code == 200, reply.text
     record = reply.json()
     assert record["schema_version"] == 3 and record["id"] == "plants-1"
-    assert record["answer"] in "ABC" and record["domain"] == "science"
+    assert record["answer"] in ("A", "B", "C") and record["domain"] == "science"
     assert record["model_sha256"] == file_sha256(model_path, home=model_home)
-    assert record["escalation"] in ("none", "unavailable")  # no cloud configured
+    # no cloud configured: a question routed up keeps its local answer, marked unavailable
+    assert record["escalation"] == ("none" if record["route"] == "local" else "unavailable")
     entries = {e["id"]: e for e in read_log(service_dir / "decisions.jsonl")}
     assert entries["plants-1"]["answer"] == record["answer"]
     assert entries["plants-1"]["question"].startswith("Mail [email]:")  # redacted in the log
@@ -325,12 +332,21 @@ def test_odd_but_valid_questions_are_answered(served: ServiceProcess) -> None:
               suppress_health_check=list(HealthCheck))  # fmt: skip
     @given(question=_odd_text(), choices=st.lists(_odd_text(), min_size=2, max_size=5))
     def odd(question: str, choices: list[str]) -> None:
+        try:  # the oracle: the library's own validation (empty after strip, duplicates: 422)
+            make_question(question, choices)
+        except InvalidQuestionError:
+            expected = 422
+        else:
+            expected = 200
         reply = _ask(served.url, {"question": question, "choices": choices})
-        assert reply.status_code in (200, 422), reply.text  # 422: empty after strip, duplicates
-        if reply.status_code == 200:
-            assert reply.json()["answer"] in "ABCDE"
+        assert reply.status_code == expected, reply.text
+        statuses.append(reply.status_code)
+        if expected == 200:
+            assert reply.json()["answer"] in LETTERS[: len(choices)]
 
+    statuses: list[int] = []
     odd()
+    assert statuses.count(200) >= len(statuses) // 2, statuses  # most of them are answered
 
 
 def test_a_named_model_of_another_family_serves_the_same_records(
@@ -340,7 +356,9 @@ def test_a_named_model_of_another_family_serves_the_same_records(
     import os
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("FOGGEN_")}
-    env.update(FOGGEN_HOME=str(model_home), FOGGEN_THREADS="2", FOGGEN_API_TOKEN=TOKEN)
+    env.update(
+        FOGGEN_HOME=str(model_home), FOGGEN_THREADS=str(TEST_THREADS), FOGGEN_API_TOKEN=TOKEN
+    )
     env = _env(env, tmp_path)
     with serve("--model", "smollm2-135m", env=env, log_dir=tmp_path) as service:
         body = {"question": "<|im_end|>2 + 2 = ?", "choices": ["3", "4"], "id": "s-1"}

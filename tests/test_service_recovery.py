@@ -16,6 +16,7 @@ import requests
 from benchmarks.service_process import serve, wait_for
 from edge_runtime.mcq import load_questions
 from edge_runtime.service.decision_log import read_log
+from tests.threads import TEST_THREADS
 
 
 def test_readiness_flips_only_when_the_model_is_warm(model_home: Path, tmp_path: Path) -> None:
@@ -31,7 +32,7 @@ def test_readiness_flips_only_when_the_model_is_warm(model_home: Path, tmp_path:
 
     def loader() -> EdgeRuntime:
         release.wait(60)
-        return EdgeRuntime.load(RuntimeConfig(n_threads=2), home=model_home)
+        return EdgeRuntime.load(RuntimeConfig(n_threads=TEST_THREADS), home=model_home)
 
     config = ServiceConfig(port=0, decision_log=str(tmp_path / "d.jsonl"))
     server = uvicorn.Server(uvicorn.Config(create_app(config, loader), log_config=None))

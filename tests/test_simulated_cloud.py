@@ -65,7 +65,7 @@ def test_accuracy_is_configurable_and_unknown_questions_get_a_fixed_letter(
         assert always.reply(q.text, q.choices).letter == q.answer
         assert never.reply(q.text, q.choices).letter != q.answer
     unknown = book.reply("Not in the data?", ["x", "y", "z"])
-    assert not unknown.known and unknown.correct is None and unknown.letter in "ABC"
+    assert not unknown.known and unknown.correct is None and unknown.letter in ("A", "B", "C")
     assert book.reply("Not in the data?", ["x", "y", "z"]) == unknown
     with pytest.raises(ValueError, match="percentage"):
         SimulatedCloudConfig(accuracy={"math": 101.0})

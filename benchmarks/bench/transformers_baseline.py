@@ -118,6 +118,7 @@ def run_baseline(
             {
                 "id": q.id,
                 "ms": round(ms, 2),
+                "prompt_tokens": int(ids.shape[1]),
                 "new_tokens": len(new),
                 "strict": parsed.strict,
                 "lenient": parsed.lenient,

@@ -1,0 +1,19 @@
+"""llama.cpp threads of every model the tests load, in this process or a subprocess.
+
+``FOGGEN_TEST_THREADS``, by default the cores shared out among pytest-xdist's workers (2 cores,
+2 workers: 1 each). Two threads per model on a core each worker also needs is the slow case:
+llama.cpp's threads meet at a barrier after every operation, and one of them descheduled
+stalls both (measured: tests/test_families.py took 10 min with 2 threads, 2 min with 1, on a
+busy machine)."""
+
+from __future__ import annotations
+
+import os
+
+
+def _default() -> int:
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
+
+
+TEST_THREADS = int(os.environ.get("FOGGEN_TEST_THREADS") or _default())
