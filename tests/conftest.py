@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ import pytest
 from cloud_client.config import CloudConfig
 from edge_runtime.config import RuntimeConfig
 from edge_runtime.runtime import EdgeRuntime
+from tests.artefacts import artefact
 from tests.threads import TEST_THREADS
 
 if TYPE_CHECKING:
@@ -47,6 +49,20 @@ def pytest_make_collect_report(collector: pytest.Collector) -> Iterator[None]:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     outcome = yield
     _fail_instead(outcome.get_result())  # type: ignore[attr-defined]
+
+
+# Modules by measured time, longest first (`make test` lists the slowest tests): pytest-xdist
+# hands whole modules to its workers in this order, so no long one starts last.
+LONGEST_FIRST = (
+    "test_converter_real", "test_ladder", "test_chain", "test_bench", "test_decoding",
+    "test_families", "test_lora", "test_sampling", "test_calibrator_v2", "test_bench_calib",
+    "test_hidden_state", "test_calibration", "test_converter", "test_service", "test_fog",
+)  # fmt: skip
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.stem, len(rank)))  # stable: order kept within
 
 
 @pytest.fixture(autouse=True)
@@ -122,33 +138,54 @@ def cli_env(model_home: Path, isolated_env: Path) -> dict[str, str]:
     return env
 
 
-# -- converter artefacts (built once per session, shared by the converter tests) ---------------
+# -- converter artefacts (built once per machine and key: tests/artefacts.py) -------------------
+def _embedded_sha256() -> str:
+    from edge_runtime.catalog import EMBEDDED_NAME, require_named
+
+    return require_named(EMBEDDED_NAME).sha256
+
+
 @pytest.fixture(scope="session")
-def hf_checkpoint(model_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The embedded GGUF as a full-size bf16 HF checkpoint: the format R14 ships in."""
+def hf_checkpoint(model_path: Path) -> Path:
+    """The embedded GGUF as a full-size bf16 HF checkpoint: the format the released
+    FogGen-Gemma-3-270M checkpoint ships in. Read it only: it is shared by every run."""
     from converter.to_hf import gguf_to_hf
 
-    return gguf_to_hf(model_path, tmp_path_factory.mktemp("hf") / "gemma-3-270m", progress=False)
+    def build(folder: Path) -> None:
+        gguf_to_hf(model_path, folder / "gemma-3-270m", progress=False)
+
+    inputs = {"gguf_sha256": _embedded_sha256()}
+    return artefact("hf-gemma-3-270m", build, inputs=inputs) / "gemma-3-270m"
 
 
 @pytest.fixture(scope="session")
-def f32_gguf(hf_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def f32_gguf(hf_checkpoint: Path) -> Path:
     from converter.gguf_export import OutType, export_gguf
 
-    out = tmp_path_factory.mktemp("gguf") / "f32.gguf"
-    return export_gguf(hf_checkpoint, out, out_type=OutType.F32, progress=False)
+    def build(folder: Path) -> None:
+        export_gguf(hf_checkpoint, folder / "f32.gguf", out_type=OutType.F32, progress=False)
+
+    inputs = {"gguf_sha256": _embedded_sha256(), "from": "hf-gemma-3-270m"}
+    return artefact("f32-gemma-3-270m", build, inputs=inputs) / "f32.gguf"
 
 
 @pytest.fixture(scope="session")
-def tiny_checkpoint(hf_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_checkpoint(hf_checkpoint: Path) -> Path:
     """A tiny random Gemma-3 (6 layers, hidden 64) saved by transformers in bf16, with the real
     tokenizer; every weight (norms included) random so that each conversion rule matters."""
+    inputs = {"gguf_sha256": _embedded_sha256(), "seed": 0, "layers": 6, "hidden": 64}
+    build = partial(_build_tiny_gemma3, hf_checkpoint)
+    return artefact("tiny-gemma3", build, inputs=inputs, packages=("converter", "edge_runtime",
+                    "tests")) / "tiny-gemma3"  # fmt: skip
+
+
+def _build_tiny_gemma3(hf_checkpoint: Path, folder: Path) -> None:
     import shutil
 
     import torch
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
 
-    directory = tmp_path_factory.mktemp("tiny") / "tiny-gemma3"
+    directory = folder / "tiny-gemma3"
     config = Gemma3TextConfig(
         vocab_size=262144, hidden_size=64, intermediate_size=128, num_hidden_layers=6,
         num_attention_heads=2, num_key_value_heads=1, head_dim=32, query_pre_attn_scalar=32,
@@ -163,7 +200,6 @@ def tiny_checkpoint(hf_checkpoint: Path, tmp_path_factory: pytest.TempPathFactor
     model.to(torch.bfloat16).save_pretrained(directory)
     for name in ("tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copy(hf_checkpoint / name, directory / name)
-    return directory
 
 
 # -- cloud escalation ---------------------------------------------------------------------------

@@ -95,7 +95,7 @@ def test_report_carries_provenance_calibration_and_speed(report: dict[str, Any])
     assert report["cloud"] == {"label": "simulated cloud", "simulated": True,
                                "configured_accuracy_percent": report["cloud"]
                                ["configured_accuracy_percent"]}  # fmt: skip
-    assert report["machine"]["threads_used"] == 2 and "git_commit" in report
+    assert report["machine"]["threads_used"] == TEST_THREADS and "git_commit" in report
     model = report["models"][0]
     assert model["calibration"]["bucket"]["ece"] is not None
     assert model["calibration"]["calibrated"] is None  # no calibrator for the embedded model

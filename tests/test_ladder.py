@@ -12,6 +12,7 @@ from benchmarks.ladder.__main__ import main
 from benchmarks.ladder.analysis import paired_shift_se
 from benchmarks.ladder.markdown import safe_rungs
 from edge_runtime.gguf_check import inspect_gguf
+from tests.threads import TEST_THREADS
 
 
 def test_two_rung_ladder(model_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -19,7 +20,8 @@ def test_two_rung_ladder(model_home: Path, tmp_path: Path, monkeypatch: pytest.M
     out = tmp_path / "out"
     ladder = main(
         ["--model", "smollm2-135m", "--rungs", "F16,Q4_0", "--limit", "1", "--calib", "4",
-         "--small", "1", "--work", str(tmp_path / "work"), "--out", str(out)]
+         "--small", "1", "--threads", str(TEST_THREADS), "--work", str(tmp_path / "work"),
+         "--out", str(out)]
     )  # fmt: skip
     f16, q4 = ladder["rungs"]["F16"], ladder["rungs"]["Q4_0"]
     assert list(ladder["rungs"]) == ["F16", "Q4_0"]

@@ -17,3 +17,7 @@ def _default() -> int:
 
 
 TEST_THREADS = int(os.environ.get("FOGGEN_TEST_THREADS") or _default())
+# torch, OpenMP and BLAS in the tests' processes: as many threads as llama.cpp's (read when torch
+# or numpy's BLAS first starts; an explicit setting of the environment wins)
+for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ.setdefault(_name, str(TEST_THREADS))
