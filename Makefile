@@ -29,12 +29,15 @@ $(VENV)/.installed-%: pyproject.toml
 
 install: $(ALL)  ## create .venv and install foggen-edge with every extra (tests, training, converter, models)
 
+# One pytest-xdist worker per core, whole modules each, longest first (tests/conftest.py);
 # FOGGEN_REQUIRE_EXTRAS: a test that would skip for a missing extra (torch, peft) fails instead
+PYTEST_ARGS ?= -n auto --dist loadfile --no-loadscope-reorder
+
 test: $(ALL)  ## the whole suite, real models through real llama.cpp (the 25 slowest tests listed)
-	FOGGEN_REQUIRE_EXTRAS=1 $(BIN)/python -m pytest
+	FOGGEN_REQUIRE_EXTRAS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(ALL)  ## skip the slowest real-model tests
-	FOGGEN_REQUIRE_EXTRAS=1 $(BIN)/python -m pytest -m "not slow"
+	FOGGEN_REQUIRE_EXTRAS=1 $(BIN)/python -m pytest $(PYTEST_ARGS) -m "not slow"
 
 DEMO_ARGS ?=
 

@@ -32,7 +32,7 @@ def _config(tiny_gguf: Path):  # noqa: ANN202 - a ChainConfig
     return ChainConfig(
         rounds=2, buffer=5, n_samples=3, group=2, threads=TEST_THREADS, base=str(tiny_gguf),
         train=TrainConfig(epochs=1, lr=1e-3, max_tokens=700),
-        bench=ChainBenchConfig(per_domain=1, small_per_domain=1, threads=TEST_THREADS),
+        bench=ChainBenchConfig(per_domain=1, small_per_domain=0, threads=TEST_THREADS),
     )  # fmt: skip
 
 
@@ -129,7 +129,10 @@ def test_chain_end_to_end_with_resume_publish_and_build(
     (record,) = after["rerecorded"]
     assert record["reason"] == "test" and record["previous"]["f32_sha256"] == "0" * 64
     assert (publish / "round-00" / "manifest.json").read_text() == round_0
-    assert build_round(publish, 1, home=tmp_path / "home", base_gguf=tiny_gguf)["round"] == 1
+    rebuilt = build_round(
+        publish, 1, home=tmp_path / "home", threads=TEST_THREADS, base_gguf=tiny_gguf
+    )
+    assert rebuilt["round"] == 1
 
 
 def test_build_refuses_another_base(tiny_gguf: Path, tmp_path: Path, model_path: Path) -> None:

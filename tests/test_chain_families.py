@@ -38,11 +38,15 @@ def test_lora_merge_matches_peft_in_llama_cpp(tiny: Path, tmp_path: Path) -> Non
         progress=False,
     )
     prompts = stratified(1)[:3]
-    report = verify(tiny, merged, prompts, adapter=tmp_path / "adapter", progress=False)
+    report = verify(
+        tiny, merged, prompts, adapter=tmp_path / "adapter", threads=TEST_THREADS, progress=False
+    )
     assert report.token_id_mismatches == []
     assert report.top1_agreement >= 0.99 and report.max_abs_logit_diff < 0.02, report.to_dict()
     plain = export_gguf(tiny, tmp_path / "p.gguf", out_type=OutType.F32, progress=False)
-    without = verify(tiny, plain, prompts, adapter=tmp_path / "adapter", progress=False)
+    without = verify(
+        tiny, plain, prompts, adapter=tmp_path / "adapter", threads=TEST_THREADS, progress=False
+    )
     assert without.max_abs_logit_diff > 10 * report.max_abs_logit_diff, "the adapter did nothing"
 
 

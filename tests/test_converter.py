@@ -35,7 +35,7 @@ def tiny_f32(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) ->
 
 
 def test_tiny_f32_matches_transformers(tiny_checkpoint: Path, tiny_f32: Path) -> None:
-    report = verify(tiny_checkpoint, tiny_f32, stratified(1), progress=False)
+    report = verify(tiny_checkpoint, tiny_f32, stratified(1), threads=TEST_THREADS, progress=False)
     assert report.token_id_mismatches == []
     assert report.top1_agreement >= 0.99, report.to_dict()
     assert report.max_abs_logit_diff < 0.05, report.to_dict()  # random tiny weights: tight

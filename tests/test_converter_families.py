@@ -44,7 +44,7 @@ def tiny_f32(tiny: Path) -> Path:
 
 
 def test_export_matches_transformers_in_llama_cpp(tiny: Path, tiny_f32: Path) -> None:
-    report = verify(tiny, tiny_f32, stratified(1), progress=False)
+    report = verify(tiny, tiny_f32, stratified(1), threads=TEST_THREADS, progress=False)
     assert report.token_id_mismatches == [], "llama.cpp and transformers tokenize differently"
     assert report.top1_agreement >= 0.99, report.to_dict()
     # measured 8e-4 (qwen2) / 1e-4 (llama) on random tiny weights: a wrong permutation, bias

@@ -34,7 +34,9 @@ def test_hf_checkpoint_has_the_format_r14_ships_in(hf_checkpoint: Path) -> None:
 
 
 def test_f32_export_matches_transformers(hf_checkpoint: Path, f32_gguf: Path) -> None:
-    report = verify(hf_checkpoint, f32_gguf, stratified(1), progress=False)  # ~1,700 positions
+    report = verify(
+        hf_checkpoint, f32_gguf, stratified(1), threads=TEST_THREADS, progress=False
+    )  # ~1,700 positions
     assert report.token_id_mismatches == []
     assert report.top1_agreement >= 0.99, report.to_dict()
     assert report.letter_agreement == 1.0 and report.max_bucket_prob_diff < 0.02, report.to_dict()
@@ -42,7 +44,7 @@ def test_f32_export_matches_transformers(hf_checkpoint: Path, f32_gguf: Path) ->
 
 def test_bf16_export_matches_transformers(hf_checkpoint: Path, tmp_path: Path) -> None:
     bf16 = export_gguf(hf_checkpoint, tmp_path / "bf16.gguf", out_type=OutType.BF16, progress=False)
-    report = verify(hf_checkpoint, bf16, stratified(1), progress=False)
+    report = verify(hf_checkpoint, bf16, stratified(1), threads=TEST_THREADS, progress=False)
     assert report.token_id_mismatches == []
     assert report.top1_agreement >= 0.98, report.to_dict()
 
@@ -65,7 +67,9 @@ def test_decisions_agree_with_the_original_q4_k_m_up_to_llama_cpp_noise(
     of 512 vs 64 agrees with itself on only 92.4% of 105 eval questions (`make parity`; quantized
     kernels are batch-shape dependent and the base model's letters are near-ties), and ours
     measured 89.5% there. The bar: no bucket flip, and at most 15% letter flips."""
-    ours = decision_agreement(model_path, f32_gguf, stratified(3), progress=False)
+    ours = decision_agreement(
+        model_path, f32_gguf, stratified(3), threads=TEST_THREADS, progress=False
+    )
     assert ours.bucket_flips == 0, ours.to_dict()
     assert ours.to_dict()["letter_agreement"] >= 0.85, ours.to_dict()
 
@@ -87,7 +91,9 @@ def test_quantize_our_export(
         assert {"Q4_K", "Q6_K", "Q5_0"} <= set(report.tensor_types)
     if quant is QuantType.IQ4_NL:  # 32-wide blocks: no fallback for the weights
         assert report.tensor_types.get("IQ4_NL", 0) >= 100, report.tensor_types
-    parity = compare_ggufs(f32_gguf, report.path, stratified(1)[:3], progress=False)
+    parity = compare_ggufs(
+        f32_gguf, report.path, stratified(1)[:3], threads=TEST_THREADS, progress=False
+    )
     assert parity.top1_agreement >= min_top1, parity.to_dict()
 
 
@@ -119,7 +125,12 @@ def test_real_size_lora_merge_equals_peft_and_runs_in_llama_cpp(
         progress=False,
     )
     report = verify(
-        hf_checkpoint, merged, stratified(1)[:3], adapter=tmp_path / "adapter", progress=False
+        hf_checkpoint,
+        merged,
+        stratified(1)[:3],
+        adapter=tmp_path / "adapter",
+        threads=TEST_THREADS,
+        progress=False,
     )
     # measured 0.989-0.99+ top-1 (537-538 of 543 positions: random LoRA updates leave near
     # ties that fp32 reduction order flips) and mean KL 2.3e-5; a wrong merge gives KL >> 1e-3

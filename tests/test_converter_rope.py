@@ -17,6 +17,7 @@ from converter.gguf_reader import GGUFReader
 from converter.to_hf import gguf_to_hf
 from converter.verify import verify
 from edge_runtime.mcq import stratified
+from tests.threads import TEST_THREADS
 
 # a tiny head (16) with two interpolated frequencies, so every branch of the scaling is used
 TINY = {
@@ -100,7 +101,7 @@ def test_llama3_scaling_runs_as_in_transformers(tiny_llama3: Path, tiny_llama3_f
     assert reader.tensors[0].name == "rope_freqs.weight"  # first, as the reference writes it
     assert "llama.rope.scaling.type" not in reader.fields  # llama3 has no keys in llama.cpp
     questions = stratified(1)
-    report = verify(tiny_llama3, tiny_llama3_f32, questions, progress=False)
+    report = verify(tiny_llama3, tiny_llama3_f32, questions, threads=TEST_THREADS, progress=False)
     assert report.top1_agreement >= 0.99, report.to_dict()
     # measured 1e-4 here; the control below measured 1e-2 (top-1 96 %)
     assert report.max_abs_logit_diff < 2e-3, report.to_dict()
@@ -114,7 +115,7 @@ def test_llama3_scaling_runs_as_in_transformers(tiny_llama3: Path, tiny_llama3_f
     (plain / "config.json").unlink()
     (plain / "config.json").write_text(json.dumps(config))
     unscaled = export_gguf(plain, plain.parent / "plain.gguf", out_type=OutType.F32, progress=False)
-    control = verify(tiny_llama3, unscaled, questions, progress=False)
+    control = verify(tiny_llama3, unscaled, questions, threads=TEST_THREADS, progress=False)
     assert control.max_abs_logit_diff > 5 * report.max_abs_logit_diff, control.to_dict()
     assert control.top1_agreement < report.top1_agreement
 

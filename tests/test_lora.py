@@ -21,6 +21,7 @@ from converter.safetensors_io import write_safetensors
 from converter.verify import verify
 from edge_runtime.mcq import stratified
 from testkit.tiny_models import make_adapter
+from tests.threads import TEST_THREADS
 
 OPTIONS: dict[str, dict[str, Any]] = {
     "plain": {"target_modules": "all-linear"},
@@ -74,12 +75,22 @@ def test_merged_gguf_matches_transformers_with_the_adapter(
         progress=False,
     )
     report = verify(
-        tiny_checkpoint, gguf, stratified(1)[:3], adapter=tmp_path / "adapter", progress=False
+        tiny_checkpoint,
+        gguf,
+        stratified(1)[:3],
+        adapter=tmp_path / "adapter",
+        threads=TEST_THREADS,
+        progress=False,
     )
     assert report.top1_agreement >= 0.99 and report.max_abs_logit_diff < 0.05, report.to_dict()
     plain = export_gguf(tiny_checkpoint, tmp_path / "p.gguf", out_type=OutType.F32, progress=False)
     without = verify(
-        tiny_checkpoint, plain, stratified(1)[:3], adapter=tmp_path / "adapter", progress=False
+        tiny_checkpoint,
+        plain,
+        stratified(1)[:3],
+        adapter=tmp_path / "adapter",
+        threads=TEST_THREADS,
+        progress=False,
     )
     assert without.max_abs_logit_diff > 10 * report.max_abs_logit_diff, (
         "the adapter changed nothing"

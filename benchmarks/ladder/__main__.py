@@ -16,6 +16,7 @@ from benchmarks.ladder.repack import repack_info
 from benchmarks.ladder.rungs import RUNGS, build_rungs
 from benchmarks.ladder.transfer import calibrator_transfer
 from benchmarks.report import write_json
+from edge_runtime.mcq import DOMAINS
 
 NOTE = (
     "Every rung comes from a dequantized quantized file (the original bf16 weights are not "
@@ -34,6 +35,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     size.add_argument("--full", action="store_true", help="every eval question")
     parser.add_argument("--calib", type=int, default=32, help="calib questions per domain")
     parser.add_argument("--small", type=int, default=1, help="per domain, for the speed part")
+    parser.add_argument(
+        "--domains", default=",".join(DOMAINS), help="comma-separated domains (default: all)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default=".cache/ladder", help="where the rungs' GGUFs go")
     parser.add_argument("--out", help="default: reports/ladder/MODEL")
@@ -56,6 +60,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         models=tuple(str(r.path) for r in rungs),
         per_domain=None if args.full else args.limit,
         calib_per_domain=args.calib,
+        domains=tuple(d.strip() for d in args.domains.split(",") if d.strip()),
         small_per_domain=args.small,
         threads=args.threads,
         out=out / "bench",
