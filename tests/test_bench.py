@@ -216,7 +216,6 @@ def test_bad_bench_settings_are_usage_errors(cli_env: dict[str, str], tmp_path: 
         BenchConfig(per_domain=0)
 
 
-@pytest.mark.slow
 def test_transformers_baseline_is_fed_the_runtime_s_prompt_tokens(
     hf_checkpoint: Path, runtime: EdgeRuntime
 ) -> None:
@@ -291,6 +290,7 @@ def calib_report(model_home: Path) -> dict[str, Any]:
     return run_bench(config, home=model_home)
 
 
+@pytest.mark.slow
 def test_with_calib_the_taus_and_the_calibrator_come_from_calib(
     calib_report: dict[str, Any],
 ) -> None:

@@ -50,6 +50,7 @@ def test_buffer_is_train_split_only_and_rotates() -> None:
     assert not {q.id for q in first} & {q.id for q in second}
 
 
+@pytest.mark.slow
 def test_chain_end_to_end_with_resume_publish_and_build(
     tiny_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -34,6 +34,7 @@ def tiny_f32(tiny_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory) ->
     )
 
 
+@pytest.mark.slow
 def test_tiny_f32_matches_transformers(tiny_checkpoint: Path, tiny_f32: Path) -> None:
     report = verify(tiny_checkpoint, tiny_f32, stratified(1), threads=TEST_THREADS, progress=False)
     assert report.token_id_mismatches == []

@@ -19,6 +19,7 @@ def _assert_schema_valid(record_output: str, n_options: int) -> None:
     assert parsed.strict, record_output
 
 
+@pytest.mark.slow
 def test_fast_mode_is_schema_valid_on_35_questions_from_all_domains(runtime: EdgeRuntime) -> None:
     """Five per domain; `make latency` records fast mode's schema validity on 8 eval questions
     per domain (``schema_validity``), the bench runs it on every eval question."""
@@ -46,6 +47,7 @@ def test_grammar_mode_is_schema_valid_on_14_questions(runtime: EdgeRuntime) -> N
         assert record.local_answer in question.letters
 
 
+@pytest.mark.slow
 def test_free_mode_reports_what_the_model_wrote(runtime: EdgeRuntime) -> None:
     for question in stratified(1):
         record = runtime.answer(question, mode=Mode.FREE)
@@ -58,6 +60,7 @@ def test_free_mode_reports_what_the_model_wrote(runtime: EdgeRuntime) -> None:
         assert record.bucket_probs is None and record.letter_probs is None
 
 
+@pytest.mark.slow
 def test_fast_equals_a_token_by_token_greedy_walk(runtime: EdgeRuntime) -> None:
     uncached = EdgeRuntime(
         runtime.engine, runtime.model, replace(runtime.config, cache_prefix=False)

@@ -109,6 +109,7 @@ def _strict(output: str, question: Question) -> bool:
     return AnswerSchema.for_options(len(question.choices)).parse(output).strict
 
 
+@pytest.mark.slow
 @by_family
 def test_fast_equals_a_token_by_token_greedy_walk(
     request: pytest.FixtureRequest, family: Family

@@ -96,6 +96,7 @@ def test_hidden_state_is_what_the_lm_head_reads(
     assert cosine > 0.99
 
 
+@pytest.mark.slow
 def test_the_read_leaves_the_answer_and_the_cache_usable(runtime: EdgeRuntime) -> None:
     questions = stratified(2, split="calib")
     plain = [runtime.run_edge(q, mode=Mode.FAST, hidden=False) for q in questions]

@@ -15,6 +15,7 @@ from edge_runtime.gguf_check import inspect_gguf
 from tests.threads import TEST_THREADS
 
 
+@pytest.mark.slow
 def test_two_rung_ladder(model_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FOGGEN_HOME", str(model_home))
     out = tmp_path / "out"

@@ -63,6 +63,7 @@ def test_our_merge_equals_peft_merge_and_unload(
         assert adapter.modules["model.layers.0.self_attn.q_proj.weight"].a.shape[0] == 2
 
 
+@pytest.mark.slow
 def test_merged_gguf_matches_transformers_with_the_adapter(
     tiny_checkpoint: Path, tmp_path: Path
 ) -> None:

@@ -63,6 +63,7 @@ def _given(dist: dict[tuple[str, str], float], bucket: str | None) -> dict[str, 
     return {letter: p / total for letter, p in joint.items()}
 
 
+@pytest.mark.slow
 def test_parallel_sampling_matches_the_runtime(runtime, model_path: Path) -> None:
     """Two claims across batch shapes, each against this machine's batch-shape noise measured
     here (testkit.llama_compare): questions sharing a parallel llama.cpp call get the
@@ -112,6 +113,7 @@ def test_parallel_sampling_matches_the_runtime(runtime, model_path: Path) -> Non
                              batched[0].distribution)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_sequences_in_one_batch_do_not_see_each_other(model_path: Path) -> None:
     """The same question twice in one group, around another, and after it in another group:
     the same distributions up to this machine's batch-shape noise, measured here (the copies

@@ -295,6 +295,7 @@ def _hostile_bodies() -> Any:
     )
 
 
+@pytest.mark.slow
 def test_fuzz_never_gives_a_5xx_and_the_service_keeps_answering(served: ServiceProcess) -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st
@@ -323,7 +324,6 @@ def test_fuzz_never_gives_a_5xx_and_the_service_keeps_answering(served: ServiceP
     assert served.process.poll() is None
 
 
-@pytest.mark.slow
 def test_odd_but_valid_questions_are_answered(served: ServiceProcess) -> None:
     from hypothesis import HealthCheck, given, settings
     from hypothesis import strategies as st

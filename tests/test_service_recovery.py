@@ -86,7 +86,6 @@ def _load(url: str, stop: threading.Event, acked: dict[str, dict[str, object]]) 
             acked[record_id] = reply.json()
 
 
-@pytest.mark.slow
 def test_kill_9_under_load_loses_no_acknowledged_decision(
     cli_env: dict[str, str], tmp_path: Path, sim_cloud: object
 ) -> None:
