@@ -19,7 +19,7 @@ from tests.threads import TEST_THREADS
 pytestmark = pytest.mark.slow
 
 
-def test_hf_checkpoint_has_the_format_r14_ships_in(hf_checkpoint: Path) -> None:
+def test_hf_checkpoint_has_the_released_checkpoints_format(hf_checkpoint: Path) -> None:
     import json
 
     from converter.safetensors_io import SafetensorsFile
