@@ -56,7 +56,7 @@ def _scalars(
 def _strings(
     raw: npt.NDArray[np.uint8], offs: int, count: int
 ) -> tuple[list[npt.NDArray[Any]], int]:
-    buffer = memoryview(raw)
+    buffer = memoryview(raw.data)  # bytes of the map, no numpy object per read
     parts: list[npt.NDArray[Any]] = []
     for _ in range(count):
         length = int.from_bytes(buffer[offs : offs + 8], "little")
