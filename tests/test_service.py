@@ -165,7 +165,7 @@ def test_metrics_report_requests_latency_routing_and_model(served: ServiceProces
     assert "foggen_decisions_total{" in text and "foggen_routed_fraction " in text
     assert "foggen_outbox_depth 0.0" in text and "foggen_ready 1.0" in text
     assert 'foggen_model_info{file="gemma-3-270m-q4_k_m.gguf"' in text
-    assert 'quantization="MOSTLY_Q4_K_M"' in text
+    assert 'quantization="MOSTLY_Q4_K_M"' in text and f'threads="{TEST_THREADS}"' in text
     decisions = [line for line in text.splitlines() if line.startswith("foggen_decisions_total")]
     counts = {line: float(line.rsplit(" ", 1)[1]) for line in decisions}
     routed = sum(n for line, n in counts.items() if 'route="cloud"' in line)
