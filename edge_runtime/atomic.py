@@ -20,10 +20,10 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 __all__ = [
     "atomic_dir",
@@ -34,38 +34,40 @@ __all__ = [
     "write_text_atomic",
 ]
 
+_T = TypeVar("_T")
 _ATTEMPTS = 100  # random names clash with a chance of 2**-48 each; this bound is never reached
+
+
+def _fsync(path: str | Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: str | Path) -> None:
     """Flush a folder's entries (a rename or a new file in it) to disk."""
-    if os.name == "nt":  # Windows cannot open a folder to fsync it
-        return
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    if os.name != "nt":  # Windows cannot open a folder to fsync it
+        _fsync(path)
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _new_file_beside(path: Path, suffix: str) -> tuple[int, Path]:
-    """A new, empty file with a random name beside ``path`` (hidden, ``suffix`` at the end)."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+def _create_beside(path: Path, suffix: str, create: Callable[[Path], _T]) -> tuple[_T, Path]:
+    """``create`` (which fails with FileExistsError on a taken name) at a new random, hidden
+    name beside ``path``, ``suffix`` at its end."""
     for _ in range(_ATTEMPTS):
         tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}{suffix}")
         try:
-            return os.open(tmp, flags, 0o666), tmp
+            return create(tmp), tmp
         except FileExistsError:
             continue
     raise FileExistsError(f"no free temporary name beside {path}")
+
+
+def _new_file_beside(path: Path, suffix: str) -> tuple[int, Path]:
+    """A new, empty file beside ``path``, open for writing."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    return _create_beside(path, suffix, lambda tmp: os.open(tmp, flags, 0o666))
 
 
 @contextmanager
@@ -100,7 +102,7 @@ def atomic_path(path: str | Path, *, suffix: str = ".partial") -> Iterator[Path]
     os.close(fd)
     try:
         yield tmp
-        _fsync_file(tmp)
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -126,7 +128,7 @@ def _fsync_tree(root: Path) -> None:
     """Every file and folder under ``root`` (and ``root``) flushed to disk, deepest first."""
     for folder, _, files in os.walk(root, topdown=False):
         for name in files:
-            _fsync_file(Path(folder, name))
+            _fsync(Path(folder, name))
         fsync_dir(folder)
 
 
@@ -136,15 +138,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     the block completes; removed with its content if the block fails. ``path`` must not
     exist or be an empty folder (it is replaced)."""
     path = Path(path)
-    for _ in range(_ATTEMPTS):
-        staging = path.with_name(f".{path.name}.{secrets.token_hex(6)}")
-        try:
-            staging.mkdir()
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise FileExistsError(f"no free temporary name beside {path}")
+    _, staging = _create_beside(path, "", Path.mkdir)
     try:
         yield staging
         _fsync_tree(staging)

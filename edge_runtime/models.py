@@ -124,9 +124,10 @@ def download_from_hub(ref: HubReference) -> Path:
     imported: offline, a file not in the cache fails at once instead of after the hub's five
     retries (about 23 s of backoff)."""
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.constants import ENV_VARS_TRUE_VALUES
 
     reference = f"{HF_SCHEME}{ref.repo_id}/{ref.filename}"
-    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ENV_VARS_TRUE_VALUES
     try:
         return Path(
             hf_hub_download(
