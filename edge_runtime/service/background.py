@@ -19,13 +19,14 @@ FLUSH_BATCH = 50  # entries per background flush round, so a shutdown is not hel
 
 
 class OutboxState(str, Enum):
-    """``/readyz``'s ``outbox.state``: whether the outbox could be read, and if not, why not."""
+    """``/readyz``'s ``outbox.state``: whether the outbox could be read, and if not, why not
+    (each state's meaning is its :data:`REASONS` text, which ``/readyz`` serves beside it)."""
 
-    READABLE = "readable"  # read: ``cloud.outbox_pending`` is its count of pending entries
-    NO_CLOUD = "no_cloud"  # no cloud configured: nothing escalates, so there is no outbox
-    NO_OUTBOX = "no_outbox"  # a cloud without an outbox: failed escalations are not queued
-    UNREADABLE = "unreadable"  # a cloud is configured but its outbox cannot be read
-    NOT_LOADED = "not_loaded"  # the model, which carries the cloud settings, is not loaded
+    READABLE = "readable"
+    NO_CLOUD = "no_cloud"
+    NO_OUTBOX = "no_outbox"
+    UNREADABLE = "unreadable"
+    NOT_LOADED = "not_loaded"
 
 
 REASONS = {
