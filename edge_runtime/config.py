@@ -15,9 +15,11 @@ from pathlib import Path
 from confkit import build_config, parse_bool, positive_int, setting
 from edge_runtime.errors import ConfigError
 from edge_runtime.routing.rule import Route, Signal, validate_tau
+from edge_runtime.schema import BUCKETS
 
 MAX_NEW_TOKENS = 64
 NO_CALIBRATOR = "none"  # --calibrator none: no p_correct, even if the cache holds a calibrator
+GUESS_AUTO, NO_GUESS = "auto", "none"
 
 
 class Mode(str, Enum):
@@ -63,10 +65,17 @@ class RuntimeConfig:
     )
     n_threads: int = setting(
         max(1, os.cpu_count() or 1),
-        "CPU threads for llama.cpp",
+        "CPU threads for llama.cpp (at most, with adaptive threads)",
         env="FOGGEN_THREADS",
         parse=positive_int,
         flag="--threads",
+    )
+    adaptive_threads: bool = setting(
+        True,
+        "before each question, use one thread fewer per core other processes keep busy "
+        "(llama.cpp's threads wait for each other: a busy core slows them all)",
+        env="FOGGEN_ADAPTIVE_THREADS",
+        parse=parse_bool,
     )
     n_ctx: int = setting(
         2048, "context size in tokens", env="FOGGEN_CTX", parse=positive_int, flag="--ctx"
@@ -92,6 +101,13 @@ class RuntimeConfig:
         env="FOGGEN_NODE_NAME",
         parse=str,
     )
+    guess: str = setting(
+        GUESS_AUTO,
+        "the bucket fast mode evaluates with the question in one decode: auto (the model's "
+        "usual bucket), one of 0.0 0.25 0.5 0.75 1.0, or none (a decode per choice point)",
+        env="FOGGEN_GUESS",
+        parse=str,
+    )
     cache_prefix: bool = setting(
         True,
         "reuse the system prompt's KV state across questions",
@@ -113,6 +129,10 @@ class RuntimeConfig:
             raise ConfigError("--signal calibrated needs a calibrator; it cannot run with 'none'")
         if self.node_name is not None and not 0 < len(self.node_name.strip()) <= 64:
             raise ConfigError("--node-name must be 1 to 64 characters")
+        if self.guess not in (GUESS_AUTO, NO_GUESS, *BUCKETS):
+            raise ConfigError(
+                f"--guess must be auto, none or a bucket ({', '.join(BUCKETS)}), got {self.guess!r}"
+            )
         if self.n_ctx < 256:
             raise ConfigError(f"--ctx must be at least 256 tokens, got {self.n_ctx}")
         for name in ("n_threads", "n_batch"):

@@ -7,24 +7,27 @@ the argmax among the allowed continuations (ties go to the earlier bucket or let
 logits give the bucket distribution (completed with at most one tiny extra decode for the branch
 not taken) and the letter distribution given the emitted bucket.
 
-With ``hidden``, the decode that reads the letter also returns the model's final hidden state
-there (see ``LlamaEngine.logits_and_hidden_after``): the vector the LM head turns into the
-letter's logits, after the question and the emitted bucket. The token before the letter is then
-decoded on its own (embeddings on), the forced tokens before it as one batch. llama.cpp's
-kernels differ by batch shape, so this moves the letter's probabilities by float noise (a
-near-tie can flip); the bucket's are untouched. Reading at the emitted letter instead (one more
-decode after every choice) ranked worse on calib: cross-validated AUROC 0.643 against 0.671 on
-the 1.5B's 409 calib questions (0.620 against 0.671 from the hidden state alone).
+With a guessed bucket (the model's usual one: ``RuntimeConfig.guess``), the question and the
+response with that bucket go to llama.cpp as one batch, with logits at each choice point on
+the way: when the walk agrees with the guess, the answer and both distributions come from that
+single decode; where it leaves the guess it continues from there, so a miss costs at most what
+the walk without a guess costs (a decode per choice point). The guess is fixed per model, never
+the last answer's bucket: the batch shapes, and so llama.cpp's float noise, would then depend
+on the question before, and a question would not always get the same record.
+
+With ``hidden``, the final hidden state at the row where the letter is read comes with its
+logits: the engine's capture copies it as llama.cpp's graph computes it (``capture_hidden``),
+so reading it changes no number of the pass.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from edge_runtime.engine import LlamaEngine
+from edge_runtime.engine import EngineError, LlamaEngine, Output
 from edge_runtime.schema import AnswerSchema
 
 
@@ -43,6 +46,10 @@ class EdgeResult:
     n_prompt_tokens: int | None = None  # tokens llama.cpp evaluated for the prompt (BOS included)
     # The final hidden state where the letter is read (float32, n_embd), when asked for.
     hidden: np.ndarray | None = field(default=None, compare=False, repr=False)
+    # fast mode: whether the guessed bucket was the one emitted (None: no guess), and how many
+    # llama.cpp decodes the answer took after the cached system prompt
+    guess_hit: bool | None = field(default=None, compare=False)
+    decodes: int | None = field(default=None, compare=False)
 
     @property
     def confidence(self) -> float | None:
@@ -63,17 +70,41 @@ class ResponseTrie:
     def __init__(self, schema: AnswerSchema, engine: LlamaEngine) -> None:
         self.schema = schema
         self.root = _Node()
+        self.paths: dict[tuple[str, str], tuple[int, ...]] = {}
         for bucket, letter, text in schema.responses():
             node = self.root
             node.buckets.add(bucket)
             node.letters.add(letter)
-            for token in engine.tokenize(text, special=False):
+            self.paths[bucket, letter] = tuple(engine.tokenize(text, special=False))
+            for token in self.paths[bucket, letter]:
                 node = node.children.setdefault(token, _Node())
                 node.buckets.add(bucket)
                 node.letters.add(letter)
             if node.children or node.leaf is not None:
                 raise ValueError(f"response {text!r} is a prefix of another one")
             node.leaf = (bucket, letter)
+
+    def choice_points(self, tokens: Sequence[int]) -> list[tuple[int, ...]]:
+        """The prefixes of the response ``tokens`` where the walk chooses (logits are read)."""
+        return [prefix for prefix, node in _along(self.root, tokens) if len(node.children) > 1]
+
+
+def _along(root: _Node, tokens: Sequence[int]) -> Iterator[tuple[tuple[int, ...], _Node]]:
+    """The trie's nodes along ``tokens`` with their prefixes, the root first."""
+    node = root
+    yield (), node
+    for n, token in enumerate(tokens):
+        node = node.children[token]
+        yield tuple(tokens[: n + 1]), node
+
+
+def _node_at(root: _Node, prefix: Sequence[int]) -> _Node:
+    return list(_along(root, prefix))[-1][1]
+
+
+def _reads_letter(node: _Node) -> bool:
+    """The choice point where the letter is chosen (the bucket is fixed by then)."""
+    return len(node.buckets) == 1 and len(node.letters) > 1 and len(node.children) > 1
 
 
 def restricted_softmax(logits: np.ndarray, tokens: Sequence[int]) -> np.ndarray:
@@ -90,20 +121,39 @@ class _Walk:
         self.engine = engine
         self.prompt = list(prompt)
         self.choices: dict[tuple[int, ...], dict[int, float]] = {}
+        self.states: dict[tuple[int, ...], np.ndarray] = {}  # hidden states at letter choices
         self.want_hidden = hidden
-        self.hidden: np.ndarray | None = None
+        self.n_decodes = 0
+
+    def speculate(self, trie: ResponseTrie, guess: Sequence[int]) -> None:
+        """Evaluate the question and the guessed response in one decode, reading the logits
+        at every choice point on the guess (up to the letter's)."""
+        root = trie.root
+        prefixes = trie.choice_points(guess)
+        if not prefixes:  # pragma: no cover - every schema has a letter to choose
+            return
+        rows = [len(self.prompt) + len(p) - 1 for p in prefixes]
+        outputs = self.engine.outputs_after(self.prompt + list(prefixes[-1]), rows)
+        self.n_decodes += 1
+        for prefix, output in zip(prefixes, outputs, strict=True):
+            self._remember(prefix, _node_at(root, prefix), output)
 
     def distribution(self, prefix: tuple[int, ...], node: _Node) -> dict[int, float]:
         if prefix not in self.choices:
             sequence = self.prompt + list(prefix)
-            if self.want_hidden and len(node.buckets) == 1 and len(node.letters) > 1:
-                logits, self.hidden = self.engine.logits_and_hidden_after(sequence)
-            else:
-                logits = self.engine.logits_after(sequence)
-            tokens = list(node.children)
-            probs = restricted_softmax(logits, tokens).tolist()
-            self.choices[prefix] = dict(zip(tokens, probs, strict=True))
+            (output,) = self.engine.outputs_after(sequence, [len(sequence) - 1])
+            self.n_decodes += 1
+            self._remember(prefix, node, output)
         return self.choices[prefix]
+
+    def _remember(self, prefix: tuple[int, ...], node: _Node, output: Output) -> None:
+        tokens = list(node.children)
+        probs = restricted_softmax(output.logits, tokens).tolist()
+        self.choices[prefix] = dict(zip(tokens, probs, strict=True))
+        if self.want_hidden and _reads_letter(node):
+            if output.hidden is None:
+                raise EngineError("this engine does not capture hidden states (capture_hidden)")
+            self.states[prefix] = output.hidden
 
     def greedy(
         self, root: _Node, pick: Pick | None = None
@@ -166,9 +216,19 @@ def decode_fast(
     *,
     hidden: bool = False,
     pick: Pick | None = None,
+    guess: str | None = None,
 ) -> EdgeResult:
-    """The greedy walk (or ``pick``'s, e.g. :func:`tempered_pick`) and the distributions."""
+    """The greedy walk (or ``pick``'s, e.g. :func:`tempered_pick`) and the distributions.
+
+    With ``guess`` (a bucket), the question and the response with that bucket are evaluated in
+    one decode first, with logits at each choice point on the way; the walk then decodes again
+    only from the first choice where it leaves the guess.
+    """
     walk = _Walk(engine, prompt, hidden=hidden)
+    guessed: tuple[int, ...] = ()
+    if guess is not None:
+        guessed = trie.paths[guess, trie.schema.letters[0]]
+        walk.speculate(trie, guessed)
     tokens, path = walk.greedy(trie.root, pick)
     leaf = path[-1][1].leaf
     assert leaf is not None  # the walk only stops at a leaf
@@ -176,6 +236,7 @@ def decode_fast(
     fixed_prefix, fixed_node = next((p, n) for p, n in path if len(n.buckets) == 1)
     letter_probs = walk.probs(fixed_prefix, fixed_node, "letters")
     bucket_probs = walk.probs((), trie.root, "buckets")
+    letter_prefix = next((p for p, n in path if _reads_letter(n)), None)
     return EdgeResult(
         letter=letter,
         bucket=bucket,
@@ -183,7 +244,9 @@ def decode_fast(
         response_tokens=tokens,
         bucket_probs={b: bucket_probs.get(b, 0.0) for b in trie.schema.buckets},
         letter_probs={x: letter_probs.get(x, 0.0) for x in trie.schema.letters},
-        hidden=walk.hidden,
+        hidden=walk.states.get(letter_prefix) if letter_prefix is not None else None,
+        guess_hit=None if guess is None else bucket == guess,
+        decodes=walk.n_decodes,
     )
 
 

@@ -11,20 +11,17 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.errors import EdgeRuntimeError, ModelFormatError
+from edge_runtime.capture import FINAL_STATE, StateCapture
 from edge_runtime.fork_plan import ForkPlan, common_prefix, fork_plan
+from edge_runtime.llama import EngineError, Sampler, Weights, llama, route_llama_logs_to_logging
 
 log = logging.getLogger(__name__)
-
-
-class EngineError(EdgeRuntimeError, RuntimeError):
-    kind = "engine"
 
 
 @dataclass(frozen=True)
@@ -37,46 +34,32 @@ class EngineSettings:
     # quantized weights for its faster CPU kernels into memory of its own: a mapped file then
     # stays resident beside the repacked copy (the 1.5B: 1.89 GB peak RSS mapped, 1.29 read).
     mmap: bool = False
+    # Copy the final hidden state (llama.cpp's ``result_norm``) of every output row as the graph
+    # runs (edge_runtime.capture): what a calibrator reads. Installed at context creation only.
+    capture_hidden: bool = False
 
 
-def _llama():  # noqa: ANN202 - the module, imported lazily
-    import llama_cpp
+@dataclass(frozen=True)
+class Output:
+    """One output row of a decode: the logits there and, when captured, the hidden state."""
 
-    return llama_cpp
-
-
-_LOG_CALLBACK = None  # keep a reference: llama.cpp calls it from C
-
-
-def route_llama_logs_to_logging() -> None:
-    """Send llama.cpp's own stderr chatter to ``logging`` (debug) instead of the terminal."""
-    global _LOG_CALLBACK
-    if _LOG_CALLBACK is not None:
-        return
-    llama_cpp = _llama()
-    native = logging.getLogger("llama.cpp")
-
-    def forward(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
-        native.debug("%s", text.decode("utf-8", errors="replace").rstrip())
-
-    _LOG_CALLBACK = llama_cpp.llama_log_callback(forward)
-    llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
+    logits: np.ndarray
+    hidden: np.ndarray | None
 
 
 class LlamaEngine:
     """A loaded GGUF with one context whose KV cache holds a single token sequence."""
 
-    def __init__(self, path: Path, settings: EngineSettings) -> None:
-        llama_cpp = _llama()
+    def __init__(
+        self, path: Path, settings: EngineSettings, *, _weights: Weights | None = None
+    ) -> None:
+        llama_cpp = llama()
         route_llama_logs_to_logging()
         llama_cpp.llama_backend_init()
         self.settings = settings
-        model_params = llama_cpp.llama_model_default_params()
-        if not settings.mmap:
-            model_params.load_mode = llama_cpp.LLAMA_LOAD_MODE_NONE
-        self._model = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
-        if not self._model:
-            raise ModelFormatError(str(path), "llama.cpp could not load it")
+        self._weights = _weights or Weights(path, mmap=settings.mmap)
+        self._weights.users += 1
+        self._model = self._weights.pointer
         ctx_params = llama_cpp.llama_context_default_params()
         ctx_params.n_ctx = settings.n_ctx
         ctx_params.n_batch = settings.n_batch
@@ -88,9 +71,13 @@ class LlamaEngine:
         ctx_params.swa_full = True  # keep the prefix in sliding-window layers so it can be reused
         # Hidden states are read per token (see logits_and_hidden_after), never pooled.
         ctx_params.pooling_type = llama_cpp.LLAMA_POOLING_TYPE_NONE
+        self._capture: StateCapture | None = None
+        if settings.capture_hidden:
+            self._capture = StateCapture((FINAL_STATE,))
+            self._capture.install(ctx_params)  # referenced by the engine for the context's life
         self._ctx = llama_cpp.llama_init_from_model(self._model, ctx_params)
         if not self._ctx:
-            llama_cpp.llama_model_free(self._model)
+            self._weights.release()
             raise EngineError(f"llama.cpp could not create a context of {settings.n_ctx} tokens")
         self._vocab = llama_cpp.llama_model_get_vocab(self._model)
         self._memory = llama_cpp.llama_get_memory(self._ctx)
@@ -107,7 +94,7 @@ class LlamaEngine:
     # -- vocabulary ---------------------------------------------------------------------------
     def tokenize(self, text: str, *, special: bool = True) -> list[int]:
         """Token ids of ``text`` without BOS; ``special`` parses <start_of_turn> and friends."""
-        llama_cpp = _llama()
+        llama_cpp = llama()
         data = text.encode("utf-8")
         capacity = len(data) + 8
         buffer = (llama_cpp.llama_token * capacity)()
@@ -117,7 +104,7 @@ class LlamaEngine:
         return list(buffer[:n])
 
     def piece(self, token: int) -> bytes:
-        llama_cpp = _llama()
+        llama_cpp = llama()
         buffer = ctypes.create_string_buffer(64)
         n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, 64, 0, True)
         if n < 0:
@@ -129,11 +116,11 @@ class LlamaEngine:
         return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
 
     def is_end_of_generation(self, token: int) -> bool:
-        return bool(_llama().llama_vocab_is_eog(self._vocab, token))
+        return bool(llama().llama_vocab_is_eog(self._vocab, token))
 
     def metadata(self, key: str) -> str | None:
         """One GGUF metadata value as llama.cpp read it (None when absent)."""
-        llama_cpp = _llama()
+        llama_cpp = llama()
         size = 256
         while True:
             buffer = ctypes.create_string_buffer(size)
@@ -148,19 +135,19 @@ class LlamaEngine:
         """A token's text as the vocabulary spells it (control tokens included), '' if none."""
         if token < 0:
             return ""
-        raw = _llama().llama_vocab_get_text(self._vocab, token)
+        raw = llama().llama_vocab_get_text(self._vocab, token)
         return raw.decode("utf-8", errors="replace") if raw else ""
 
     def chat_template(self) -> str | None:
         """The file's own chat template (``tokenizer.chat_template``), None when it has none.
         The prompt is built from it by ``edge_runtime.prompt.chat_format_for_engine``."""
-        template = _llama().llama_model_chat_template(self._model, None)
+        template = llama().llama_model_chat_template(self._model, None)
         return template.decode("utf-8") if template else None
 
     # -- evaluation ---------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget the KV cache (the next evaluation starts from position 0)."""
-        _llama().llama_memory_clear(self._memory, True)
+        llama().llama_memory_clear(self._memory, True)
         self._cached = []
 
     def logits_after(self, tokens: Sequence[int]) -> np.ndarray:
@@ -168,37 +155,59 @@ class LlamaEngine:
 
         Returns a read-only view valid until the next evaluation.
         """
-        if not tokens:
-            raise EngineError("nothing to evaluate")
-        if len(tokens) > self.n_ctx:
-            raise EngineError(f"{len(tokens)} tokens exceed the context of {self.n_ctx}")
-        keep = common_prefix(self._cached, tokens)
-        keep = min(keep, len(tokens) - 1)  # at least one token must run to produce logits
-        self._truncate(keep)
-        for _ in self._decode(tokens[keep:]):
+        keep = self._prepare(tokens, last=len(tokens) - 1)
+        for _ in self._decode(tokens[keep:], outputs=(len(tokens) - 1 - keep,)):
             pass
         return self._last_logits()
 
-    def logits_and_hidden_after(self, tokens: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        """Like :meth:`logits_after`, plus the final hidden state at the last token (copies).
+    def outputs_after(self, tokens: Sequence[int], rows: Sequence[int]) -> list[Output]:
+        """Evaluate ``tokens`` in one batch (after the cached common prefix) and return the
+        outputs at ``rows`` (indices into ``tokens``, ascending): row ``r``'s logits are for the
+        token after ``tokens[:r + 1]``; its hidden state comes with it when the engine
+        captures it. The cache is reused only up to the first row."""
+        ascending = bool(rows) and list(rows) == sorted(set(rows))
+        if not ascending or not 0 <= rows[0] <= rows[-1] < len(tokens):
+            raise EngineError(f"rows {list(rows)} are not ascending positions of the tokens")
+        keep = self._prepare(tokens, last=rows[0])
+        wanted = [r - keep for r in rows]
+        outputs: list[Output] = []
+        for chunk in self._decode(tokens[keep:], outputs=wanted):
+            hidden = self._take_hidden(len(chunk))
+            for j, i in enumerate(chunk):
+                outputs.append(
+                    Output(self._logits_row(i).copy(), None if hidden is None else hidden[j])
+                )
+        return outputs
 
-        The hidden state is the vector the LM head reads: the last layer's output after the
-        output norm (llama.cpp's ``t_embd``). With embeddings switched on, llama.cpp makes every
-        token of a decode an output and computes its logits over the whole vocabulary, so the
-        last token is decoded alone with embeddings on (pooling none), the rest as usual.
-        """
-        if not tokens:
-            raise EngineError("nothing to evaluate")
-        if len(tokens) > self.n_ctx:
-            raise EngineError(f"{len(tokens)} tokens exceed the context of {self.n_ctx}")
-        llama_cpp = _llama()
-        keep = min(common_prefix(self._cached, tokens), len(tokens) - 1)
-        self._truncate(keep)
-        for _ in self._decode(tokens[keep:-1], output_last=False):
+    @property
+    def n_threads(self) -> int:
+        """The threads llama.cpp uses for the next decode."""
+        return int(llama().llama_n_threads(self._ctx))
+
+    def set_threads(self, n: int) -> None:
+        """Use ``n`` threads from the next decode on (prompt and generation alike)."""
+        if n < 1:
+            raise EngineError("the thread count must be positive")
+        llama().llama_set_n_threads(self._ctx, n, n)
+
+    @property
+    def captures_hidden(self) -> bool:
+        return self._capture is not None
+
+    def logits_and_hidden_after(self, tokens: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`logits_after`, plus the final hidden state at the last token (copies),
+        read without the capture: the last token is decoded alone with embeddings on.
+
+        The vector the LM head reads (the last layer's output after the output norm). With
+        embeddings on, llama.cpp makes every token of a decode an output, hence the split. The
+        reference the captured read (``capture_hidden``) is tested against."""
+        llama_cpp = llama()
+        keep = self._prepare(tokens, last=len(tokens) - 1)
+        for _ in self._decode(tokens[keep:-1], outputs=()):
             pass
         llama_cpp.llama_set_embeddings(self._ctx, True)
         try:
-            for _ in self._decode(tokens[-1:]):
+            for _ in self._decode(tokens[-1:], outputs=(0,)):
                 pass
             pointer = llama_cpp.llama_get_embeddings_ith(self._ctx, -1)
             if not pointer:
@@ -207,6 +216,8 @@ class LlamaEngine:
             logits = self._last_logits().copy()
         finally:
             llama_cpp.llama_set_embeddings(self._ctx, False)
+            if self._capture is not None:
+                self._capture.clear()
         return logits, hidden
 
     def logits_for_all(self, tokens: Sequence[int]) -> np.ndarray:
@@ -215,17 +226,20 @@ class LlamaEngine:
         For parity checks; the context's output buffer grows to n_batch rows of the vocabulary.
         """
         self.reset()
-        return np.concatenate(list(self._decode(tokens, every_position=True)))
+        rows: list[np.ndarray] = []
+        for chunk in self._decode(tokens, outputs=range(len(tokens))):
+            rows.extend(self._logits_row(i).copy() for i in chunk)
+        return np.stack(rows)
 
     def append(self, token: int) -> np.ndarray:
         """Evaluate one more token after the cached sequence; logits for the next one."""
-        for _ in self._decode([token]):
+        for _ in self._decode([token], outputs=(0,)):
             pass
         return self._last_logits()
 
     def sample(self, sampler: Sampler) -> int:
         """Let a llama.cpp sampler chain pick (and accept) the next token from the last logits."""
-        return int(_llama().llama_sampler_sample(sampler.handle, self._ctx, -1))
+        return int(llama().llama_sampler_sample(sampler.handle, self._ctx, -1))
 
     def forget_after(self, n_tokens: int) -> None:
         """Keep at most the first ``n_tokens`` of the cache (the rest is evaluated anew)."""
@@ -260,7 +274,7 @@ class LlamaEngine:
     def _decode_fork(
         self, plan: ForkPlan, start: int, stop: int, rows: dict[tuple[int, int], np.ndarray]
     ) -> None:
-        llama_cpp = _llama()
+        llama_cpp = llama()
         batch = self._batch
         batch.n_tokens = stop - start
         for i in range(start, stop):
@@ -278,55 +292,76 @@ class LlamaEngine:
         for i in range(start, stop):
             key = plan.outputs[i]
             if key is not None:
-                pointer = llama_cpp.llama_get_logits_ith(self._ctx, i - start)
-                rows[key] = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).copy()
+                rows[key] = self._logits_row(i - start).copy()
 
     def _truncate(self, keep: int) -> None:
         if keep >= len(self._cached):
             return
-        llama_cpp = _llama()
+        llama_cpp = llama()
         if keep == 0 or not llama_cpp.llama_memory_seq_rm(self._memory, 0, keep, -1):
             self.reset()
             keep = 0
         del self._cached[keep:]
 
-    def _decode(
-        self, tokens: Sequence[int], *, every_position: bool = False, output_last: bool = True
-    ) -> Iterator[np.ndarray]:
-        """Evaluate ``tokens`` after the cache, chunk by chunk; with ``every_position`` yield a
-        copy of each chunk's logits, else yield nothing and leave the last logits readable
-        (none computed without ``output_last``)."""
-        llama_cpp = _llama()
+    def _prepare(self, tokens: Sequence[int], *, last: int) -> int:
+        """Check ``tokens`` and drop the cache after their common prefix (at most ``last``
+        tokens are kept, so that row ``last`` is evaluated); returns how many are kept."""
+        if not tokens:
+            raise EngineError("nothing to evaluate")
+        if len(tokens) > self.n_ctx:
+            raise EngineError(f"{len(tokens)} tokens exceed the context of {self.n_ctx}")
+        keep = min(common_prefix(self._cached, tokens), last)
+        self._truncate(keep)
+        return keep
+
+    def _decode(self, tokens: Sequence[int], *, outputs: Collection[int]) -> Iterator[list[int]]:
+        """Evaluate ``tokens`` after the cache, chunk by chunk, computing logits at the positions
+        in ``outputs``. After each chunk's decode, yields the batch indices of that chunk's
+        outputs (ascending): index i's logits are ``_logits_row(i)`` until the next decode."""
+        llama_cpp = llama()
         batch, size = self._batch, self.settings.n_batch
         if any(not 0 <= t < self.n_vocab for t in tokens):
             raise EngineError(f"a token id is outside this model's vocabulary of {self.n_vocab}")
+        wanted = set(outputs)
         for start in range(0, len(tokens), size):
             chunk = tokens[start : start + size]
-            last_chunk = start + size >= len(tokens)
             batch.n_tokens = len(chunk)
             base = len(self._cached)
+            rows = [i for i in range(len(chunk)) if start + i in wanted]
             for i, token in enumerate(chunk):
                 batch.token[i] = token
                 batch.pos[i] = base + i
                 batch.n_seq_id[i] = 1
                 batch.seq_id[i][0] = 0
-                last = output_last and last_chunk and i == len(chunk) - 1
-                batch.logits[i] = every_position or last
+                batch.logits[i] = start + i in wanted
+            if self._capture is not None:
+                self._capture.clear()
             status = llama_cpp.llama_decode(self._ctx, batch)
             if status != 0:
                 self.reset()
                 raise EngineError(f"llama_decode failed with status {status}")
             self._cached.extend(chunk)
             self.n_decoded += len(chunk)
-            if every_position:
-                rows = llama_cpp.llama_get_logits(self._ctx)
-                yield np.ctypeslib.as_array(rows, shape=(len(chunk), self.n_vocab)).copy()
+            yield rows
 
-    def _last_logits(self) -> np.ndarray:
-        pointer = _llama().llama_get_logits_ith(self._ctx, -1)
+    def _take_hidden(self, n_rows: int) -> np.ndarray | None:
+        """The last decode's captured final hidden states, one per output row (None without
+        the capture or without outputs)."""
+        if self._capture is None:
+            return None
+        hidden = self._capture.take(FINAL_STATE)
+        if n_rows and getattr(hidden, "shape", None) != (n_rows, self.n_embd):
+            raise EngineError(f"captured no hidden state for each of the {n_rows} outputs")
+        return hidden
+
+    def _logits_row(self, i: int) -> np.ndarray:  # a view, valid until the next decode
+        pointer = llama().llama_get_logits_ith(self._ctx, i)
         if not pointer:
             raise EngineError("llama.cpp returned no logits")
-        view = np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
+        return np.ctypeslib.as_array(pointer, shape=(self.n_vocab,))
+
+    def _last_logits(self) -> np.ndarray:
+        view = self._logits_row(-1)
         view.flags.writeable = False
         return view
 
@@ -336,14 +371,24 @@ class LlamaEngine:
 
     # -- lifetime -----------------------------------------------------------------------------
     def close(self) -> None:
-        llama_cpp = _llama()
+        llama_cpp = llama()
         if getattr(self, "_ctx", None):
             llama_cpp.llama_batch_free(self._batch)
             llama_cpp.llama_free(self._ctx)
             self._ctx = None
         if getattr(self, "_model", None):
-            llama_cpp.llama_model_free(self._model)
+            self._weights.release()
             self._model = None
+
+    def sibling(self, **changes: object) -> LlamaEngine:
+        """Another context on the same weights, with ``changes`` to the settings (threads, the
+        capture; not ``mmap``), for comparisons in one process. Each is closed on its own."""
+        if "mmap" in changes:
+            raise EngineError("a sibling shares the weights: mmap cannot change")
+        if not self._model:
+            raise EngineError("the engine is closed")
+        settings = replace(self.settings, **changes)  # type: ignore[arg-type]
+        return LlamaEngine(self._weights.path, settings, _weights=self._weights)
 
     def __del__(self) -> None:  # pragma: no cover - best effort at interpreter exit
         with contextlib.suppress(Exception):
@@ -351,31 +396,3 @@ class LlamaEngine:
 
     def new_sampler(self, *, grammar: str | None = None) -> Sampler:
         return Sampler(self._vocab, grammar=grammar)
-
-
-class Sampler:
-    """A greedy llama.cpp sampler chain, optionally behind a GBNF grammar."""
-
-    def __init__(self, vocab: object, *, grammar: str | None) -> None:
-        llama_cpp = _llama()
-        self.handle = llama_cpp.llama_sampler_chain_init(
-            llama_cpp.llama_sampler_chain_default_params()
-        )
-        if grammar is not None:
-            constraint = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode(), b"root")
-            if not constraint:
-                llama_cpp.llama_sampler_free(self.handle)
-                raise EngineError("llama.cpp rejected the GBNF grammar")
-            llama_cpp.llama_sampler_chain_add(self.handle, constraint)
-        llama_cpp.llama_sampler_chain_add(self.handle, llama_cpp.llama_sampler_init_greedy())
-
-    def close(self) -> None:
-        if self.handle:
-            _llama().llama_sampler_free(self.handle)
-            self.handle = None
-
-    def __enter__(self) -> Sampler:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

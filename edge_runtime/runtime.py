@@ -13,7 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.config import MAX_NEW_TOKENS, NO_CALIBRATOR, Mode, RuntimeConfig, foggen_home
+from edge_runtime.config import (
+    MAX_NEW_TOKENS,
+    Mode,
+    RuntimeConfig,
+    foggen_home,
+)
 from edge_runtime.decoding import (
     EdgeResult,
     Pick,
@@ -23,24 +28,24 @@ from edge_runtime.decoding import (
     tempered_pick,
 )
 from edge_runtime.engine import EngineSettings, LlamaEngine
-from edge_runtime.errors import CalibratorNotFoundError, ConfigError, PromptTooLongError
+from edge_runtime.errors import ConfigError, PromptTooLongError
 from edge_runtime.escalation import Escalator, kept_local, no_cloud
 from edge_runtime.fog import Node, Trail
 from edge_runtime.gguf_check import GGUFInfo, inspect_gguf
+from edge_runtime.model_setup import guess_bucket, load_calibrator
 from edge_runtime.models import ModelFile, resolve_model
 from edge_runtime.prompt import ChatFormat, PromptTokens
 from edge_runtime.question import Question, make_question
 from edge_runtime.record import DecisionRecord, Hop, Latency
 from edge_runtime.routing.calibrator import (
     Calibrator,
-    calibrator_path,
     features,
-    shipped_calibrator,
 )
 from edge_runtime.routing.rule import Route, Signal, route
 from edge_runtime.routing.signals import routing_score
 from edge_runtime.routing.taus import TauTable
 from edge_runtime.schema import AnswerSchema
+from edge_runtime.threads import ThreadPolicy
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +99,9 @@ class EdgeRuntime:
         self._prompt = PromptTokens(engine)
         self._prefix = self._prompt.prefix
         self._tries: dict[int, ResponseTrie] = {}
+        self.guess = guess_bucket(config.guess, model.file.sha256)
+        self._threads = ThreadPolicy(config.n_threads) if config.adaptive_threads else None
+        self.threads_in_use = engine.n_threads  # what the last answer ran on
         self.taus: TauTable | None = None
         if config.tau_file:
             self.taus = TauTable.load(config.tau_file)
@@ -111,9 +119,11 @@ class EdgeRuntime:
         *,
         home: Path | None = None,
         escalator: Escalator | None = None,
+        capture_hidden: bool | None = None,
     ) -> EdgeRuntime:
         """Resolve, check and load the model and its calibrator, then evaluate the shared
-        system prompt once."""
+        system prompt once. ``capture_hidden`` (default: when the calibrator reads the hidden
+        state) installs the hidden-state capture, which fast passes with ``hidden`` need."""
         config = config or RuntimeConfig.from_env()
         home = home or foggen_home()
         file = resolve_model(config.model, home=home)
@@ -134,6 +144,11 @@ class EdgeRuntime:
                 n_threads=config.n_threads,
                 n_batch=config.n_batch,
                 mmap=config.mmap,
+                capture_hidden=(
+                    calibrator is not None and calibrator.needs_hidden
+                    if capture_hidden is None
+                    else capture_hidden
+                ),
             ),
         )
         try:
@@ -141,6 +156,20 @@ class EdgeRuntime:
         except BaseException:
             engine.close()
             raise
+        runtime.warm()
+        return runtime
+
+    def sibling(self, *, config: RuntimeConfig | None = None, **engine: object) -> EdgeRuntime:
+        """This model on another llama.cpp context (the weights are shared), with ``engine``
+        settings changed (e.g. ``capture_hidden``, ``n_threads``) and, if given, another
+        ``config``: for comparisons in one process. Warm; the caller closes it."""
+        runtime = EdgeRuntime(
+            self.engine.sibling(**engine),
+            self.model,
+            config or self.config,
+            self.escalator,
+            self.calibrator,
+        )
         runtime.warm()
         return runtime
 
@@ -207,6 +236,11 @@ class EdgeRuntime:
         """How this model's prompts read (rendered once, at load)."""
         return self._prompt.chat
 
+    @property
+    def prefix_length(self) -> int:
+        """Tokens of the system prompt's part every question shares (its KV state is kept)."""
+        return len(self._prefix)
+
     def prompt_tokens(self, question: Question) -> list[int]:
         """The exact token ids llama.cpp evaluates for ``question`` (see ``PromptTokens``)."""
         return self._prompt(question)
@@ -214,7 +248,11 @@ class EdgeRuntime:
     @property
     def reads_hidden(self) -> bool:
         """Whether fast passes read the hidden state by default (the calibrator needs it)."""
-        return self.calibrator is not None and self.calibrator.needs_hidden
+        return (
+            self.calibrator is not None
+            and self.calibrator.needs_hidden
+            and self.engine.captures_hidden
+        )
 
     def run_edge(
         self,
@@ -228,12 +266,22 @@ class EdgeRuntime:
         when the calibrator needs it), a fast pass also returns the hidden state where the
         letter is read; with ``pick``, the fast walk takes its choices (a sampled answer)."""
         hidden = self.reads_hidden if hidden is None else hidden
+        if hidden and mode is Mode.FAST and not self.engine.captures_hidden:
+            raise ConfigError(
+                "this runtime reads no hidden states: load it with capture_hidden=True "
+                "(or a calibrator that reads them)"
+            )
         schema = AnswerSchema.for_options(len(question.choices))
         with self._lock:
             prompt = self.prompt_tokens(question)
             room = FAST_RESPONSE_TOKENS if mode is Mode.FAST else MAX_NEW_TOKENS
             if len(prompt) + room > self.engine.n_ctx:
                 raise PromptTooLongError(len(prompt), self.engine.n_ctx - room)
+            if self._threads is not None:
+                threads = self._threads.choose()
+                if threads != self.threads_in_use:
+                    self.engine.set_threads(threads)
+                    self.threads_in_use = threads
             if self.config.cache_prefix:
                 # Reuse the system prompt only, never an earlier question's tokens: llama.cpp's
                 # quantized kernels give batch-shape-dependent logits, so a repeated question
@@ -243,7 +291,12 @@ class EdgeRuntime:
                 self.engine.reset()
             if mode is Mode.FAST:
                 result = decode_fast(
-                    self.engine, prompt, self._trie(schema), hidden=hidden, pick=pick
+                    self.engine,
+                    prompt,
+                    self.response_trie(schema),
+                    hidden=hidden,
+                    pick=pick,
+                    guess=self.guess,
                 )
             else:
                 grammar = schema.grammar() if mode is Mode.GRAMMAR else None
@@ -264,7 +317,8 @@ class EdgeRuntime:
             n_tokens = len(self.prompt_tokens(question))
         return self.calibrator.p_correct(features(result, question, n_tokens), result.hidden)
 
-    def _trie(self, schema: AnswerSchema) -> ResponseTrie:
+    def response_trie(self, schema: AnswerSchema) -> ResponseTrie:
+        """The valid responses of ``schema`` as token ids (built once per number of options)."""
         n = len(schema.letters)
         if n not in self._tries:
             self._tries[n] = ResponseTrie(schema, self.engine)
@@ -330,38 +384,6 @@ class EdgeRuntime:
             model_sha256=self.model.file.sha256,
             provenance=(here, *outcome.hops),
         )
-
-
-def load_calibrator(config: RuntimeConfig, file: ModelFile, home: Path) -> Calibrator | None:
-    """The model's calibrator: ``config.calibrator`` (a path, or 'none'), else the cache's (the
-    user's own fit), else, when the signal is ``calibrated``, the one the package ships for a
-    named model (only then: it reads the hidden state, which costs a little on every pass).
-
-    A file fitted for another model, or corrupt, is refused; ``--signal calibrated`` with no
-    calibrator is an error here, at load time, never a silent fallback.
-    """
-    if config.calibrator == NO_CALIBRATOR:
-        return None
-    reference = file.reference
-    calibrator: Calibrator | None
-    if config.calibrator:
-        try:
-            calibrator = Calibrator.load(config.calibrator, model_reference=reference)
-        except FileNotFoundError as exc:
-            raise ConfigError(
-                f"calibrator file not found: {config.calibrator} - check --calibrator / "
-                "FOGGEN_CALIBRATOR, or fit one with 'foggen calibrator fit'"
-            ) from exc
-        calibrator.check_model(file.sha256, model_reference=reference)
-    else:
-        calibrator = Calibrator.for_model(file.sha256, home, model_reference=reference)
-        if calibrator is None and config.signal is Signal.CALIBRATED:
-            calibrator = shipped_calibrator(file.sha256, model_reference=reference)
-    if calibrator is None and config.signal is Signal.CALIBRATED:
-        raise CalibratorNotFoundError(
-            file.sha256, str(calibrator_path(home, file.sha256)), reference
-        )
-    return calibrator
 
 
 def _version(calibrator: Calibrator | None) -> int | None:

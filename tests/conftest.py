@@ -98,8 +98,11 @@ def model_path(model_home: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def runtime(model_home: Path) -> Iterator[EdgeRuntime]:
-    """The embedded model through real llama.cpp, loaded once for the whole session."""
-    rt = EdgeRuntime.load(RuntimeConfig(n_threads=TEST_THREADS), home=model_home)
+    """The embedded model through real llama.cpp, loaded once for the whole session (with the
+    hidden-state capture, which changes no number: tests/test_capture.py)."""
+    rt = EdgeRuntime.load(
+        RuntimeConfig(n_threads=TEST_THREADS), home=model_home, capture_hidden=True
+    )
     yield rt
     rt.close()
 
@@ -110,7 +113,9 @@ def _named_runtime(name: str, home: Path) -> EdgeRuntime:
     from edge_runtime.models import fetch_named
 
     fetch_named(require_named(name), home=home)
-    return EdgeRuntime.load(RuntimeConfig(model=name, n_threads=TEST_THREADS), home=home)
+    return EdgeRuntime.load(
+        RuntimeConfig(model=name, n_threads=TEST_THREADS), home=home, capture_hidden=True
+    )
 
 
 @pytest.fixture(scope="session")

@@ -31,7 +31,7 @@ DOMAINS = ("math", "science")  # the shortest questions: law and medical are ~4x
 @pytest.fixture(scope="module")
 def bench_dir(model_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     config = BenchConfig(domains=DOMAINS, per_domain=3, small_per_domain=1, threads=TEST_THREADS,
-                         cold_start=False, progress=False)  # fmt: skip
+                         cold_start=False, progress=False, compare_walks=True)  # fmt: skip
     report = run_bench(config, home=model_home)
     out = tmp_path_factory.mktemp("bench")
     write_report(report, out)
@@ -103,10 +103,24 @@ def test_report_carries_provenance_calibration_and_speed(report: dict[str, Any])
     assert len(model["sweeps"]["letter"]["tau_sweep"]) == 21
     speed = model["speed"]
     assert speed["fast"]["n"] == 6 and speed["fast"]["questions_per_s"] > 0
-    modes = {"floor", "fast", "fast_hidden", "grammar", "free"}
+    modes = {"floor", "question_limit", "schema_limit", "fast", "fast_hidden", "grammar", "free"}
     assert set(speed["small_subset_latency_ms"]) == modes
-    assert speed["ratios_of_medians"]["grammar / fast"] > 0
-    assert speed["ratios_of_medians"]["fast_hidden / fast"] > 0
+    ratios = speed["ratios_of_medians"]
+    assert ratios["grammar / fast"] > 0 and ratios["fast_hidden / fast"] > 0
+    # the limits are measured beside fast (times, never asserted beyond being there)
+    assert ratios["fast / schema_limit"] > 0 and ratios["fast / question_limit"] > 0
+    assert speed["limits"]["all"]["n"] == 2
+    # every pass guessed a bucket and says whether it was emitted
+    assert 0.0 <= speed["fast"]["guess_hit_rate"] <= 1.0
+    assert 1.0 <= speed["fast"]["decodes_per_question"] <= 3.0
+    # the walk without a guess on the same questions: what moved, and each signal's AUROCs
+    walks = model["walks"]
+    assert walks["n"] == 6 and 0 <= walks["letters_moved"] <= 6
+    for name in ("bucket", "bucket_expectation", "letter"):
+        row = walks["auroc"][name]
+        assert row is None or (
+            0.0 <= row["guess"] <= 1.0 and 0.0 <= row["no_guess"] <= 1.0 and row["se"] >= 0
+        )
     # every signal the passes allow (the hidden one needs --calib), RouteLLM's metrics for each
     assert set(model["routellm"]) == {"bucket", "bucket_expectation", "letter"}
     for r in model["routellm"].values():

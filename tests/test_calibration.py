@@ -20,6 +20,7 @@ from edge_runtime.errors import (
     ConfigError,
 )
 from edge_runtime.mcq import DOMAINS, stratified
+from edge_runtime.model_setup import load_calibrator
 from edge_runtime.models import ModelFile, ModelSource
 from edge_runtime.question import make_question
 from edge_runtime.routing.calibrator import (
@@ -41,7 +42,7 @@ from edge_runtime.routing.fit import (
 )
 from edge_runtime.routing.metrics import auroc, ece
 from edge_runtime.routing.rule import Route, Signal
-from edge_runtime.runtime import EdgeRuntime, load_calibrator
+from edge_runtime.runtime import EdgeRuntime
 
 SHA = "a" * 64
 OTHER_SHA = "b" * 64

@@ -175,9 +175,9 @@ def test_named_models_ship_a_hidden_state_calibrator(name: str) -> None:
 
 def test_signal_calibrated_loads_the_shipped_calibrator(model_home: Path) -> None:
     """Without a fit of one's own, --signal calibrated finds the package's; a fit overrides it."""
+    from edge_runtime.model_setup import load_calibrator
     from edge_runtime.models import resolve_model
     from edge_runtime.routing.calibrator import calibrator_path
-    from edge_runtime.runtime import load_calibrator
 
     file = resolve_model(None, home=model_home)
     calibrated = RuntimeConfig(signal=Signal.CALIBRATED)

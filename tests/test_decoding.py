@@ -62,8 +62,10 @@ def test_free_mode_reports_what_the_model_wrote(runtime: EdgeRuntime) -> None:
 
 @pytest.mark.slow
 def test_fast_equals_a_token_by_token_greedy_walk(runtime: EdgeRuntime) -> None:
+    """Without a guess (a decode per choice point) and from an empty cache; the guess is
+    walked on all three families in test_families."""
     uncached = EdgeRuntime(
-        runtime.engine, runtime.model, replace(runtime.config, cache_prefix=False)
+        runtime.engine, runtime.model, replace(runtime.config, cache_prefix=False, guess="none")
     )
     for question in stratified(2):
         record = uncached.answer(question, mode=Mode.FAST)

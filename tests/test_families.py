@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import jinja2
 import pytest
@@ -114,14 +114,27 @@ def _strict(output: str, question: Question) -> bool:
 def test_fast_equals_a_token_by_token_greedy_walk(
     request: pytest.FixtureRequest, family: Family
 ) -> None:
-    """The same batch shapes (the cached system prompt, then question and forced tokens in one
-    decode, then each choice): the same logits, so the same answer and probabilities."""
-    runtime = load(request, family)
-    keep = len(PromptTokens(runtime.engine).prefix)
-    for question in family.questions():
+    """The same batch shapes (the cached system prompt, then the question with the guessed
+    response in one decode, then each choice off the guess): the same logits, so the same
+    answer and probabilities. Every other question guesses a bucket the model rarely emits,
+    so both the hit and the miss are walked."""
+    base = load(request, family)
+    keep = len(PromptTokens(base.engine).prefix)
+    usual = base.guess
+    assert usual is not None
+    rare = "1.0" if usual != "1.0" else "0.0"
+    hits = []
+    for n, question in enumerate(family.questions()):
+        guess = usual if n % 2 == 0 else rare
+        runtime = EdgeRuntime(base.engine, base.model, replace(base.config, guess=guess))
         result = runtime.run_edge(question, mode=Mode.FAST)
+        hits.append(result.guess_hit)
+        # one decode, one more off the guess, one more for the 0.x decimals a 1.0 guess skips
+        assert result.decodes == 1 + (not result.guess_hit) + (guess == "1.0"), question.id
         schema = AnswerSchema.for_options(len(question.choices))
-        walk = reference_walk(runtime.engine, runtime.prompt_tokens(question), schema, keep=keep)
+        walk = reference_walk(
+            base.engine, base.prompt_tokens(question), schema, keep=keep, guess=guess
+        )
         assert result.output == walk.text, question.id
         assert result.bucket_probs is not None and result.letter_probs is not None
         p_one = walk.p_bucket("1.0")
@@ -129,6 +142,7 @@ def test_fast_equals_a_token_by_token_greedy_walk(
         assert walk.letters.keys() == result.letter_probs.keys()
         for letter, p in walk.letters.items():
             assert math.isclose(result.letter_probs[letter], p, rel_tol=1e-9), question.id
+    assert True in hits and False in hits  # both paths were walked
 
 
 def control_ids(engine: LlamaEngine) -> dict[str, int]:

@@ -136,7 +136,7 @@ def test_sequences_in_one_batch_do_not_see_each_other(model_path: Path) -> None:
 
 
 def test_choice_points_of_the_schema_trie(runtime) -> None:
-    trie = runtime._trie(runtime_schema(4))
+    trie = runtime.response_trie(runtime_schema(4))
     points = choice_points(trie.root)
     assert len(points) == 7  # first digit, the digit after "0.", and one letter per bucket
     assert min(points, key=len) == tuple(runtime.engine.tokenize("Confidence: ", special=False))

@@ -66,6 +66,10 @@ class BenchConfig:
     cold_start: bool = setting(True, "skip the fresh-process runs", flag="--no-cold-start",
                                switch=True)  # fmt: skip
     plots: bool = setting(True, "skip the PNG plots", flag="--no-plots", switch=True)
+    compare_walks: bool = setting(
+        False, "also run fast mode without its guessed bucket (a decode per choice point) and "
+        "report the letters and AUROCs that move", flag="--compare-walks", switch=True,
+    )  # fmt: skip
     progress: bool = True  # a progress bar on stderr
 
     def __post_init__(self) -> None:

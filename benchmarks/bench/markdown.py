@@ -116,16 +116,50 @@ def speed_lines(model: dict[str, Any]) -> list[str]:
         if "fast_hidden" in table:
             lines += [
                 "",
-                "`fast_hidden`: `fast` with the hidden-state read at the letter (what the "
-                "version-2 calibrator needs); the two alternate per question.",
+                "`question_limit`: the question's own tokens after the cached system prompt, one "
+                "row of logits; `schema_limit`: the question and the emitted response up to the "
+                "letter in one decode, logits at its choice points; `fast_hidden`: `fast` with the "
+                "hidden-state capture (what the version-2 calibrator reads), on a second context "
+                "of the same weights. These four run in a rotating order per question.",
             ]
         lines += [
             "",
             "Ratios of medians (same questions): "
             + ", ".join(f"**{k}** {v:.2f}×" for k, v in s["ratios_of_medians"].items()),
         ]
+    lines += fast_mode_lines(model)
     if "skipped" in s["transformers"]:
         lines.append(f"- transformers baseline skipped: {s['transformers']['skipped']}")
+    return lines
+
+
+def fast_mode_lines(model: dict[str, Any]) -> list[str]:
+    """Fast mode against its two limits, its guess's hit rate, and the walk without a guess."""
+    s = model["speed"]
+    lines: list[str] = []
+    for label, limits in s.get("limits", {}).items():
+        lines.append(
+            f"- fast against its limits ({label} questions, n={limits['n']}): "
+            + ", ".join(f"**{k}** {v:.2f}×" for k, v in limits.items() if k != "n")
+        )
+    fast = s["fast"]
+    if fast.get("guess_hit_rate") is not None:
+        lines.append(
+            f"- guessed bucket emitted (one decode) in {100 * fast['guess_hit_rate']:.1f} % of "
+            f"passes; {fast['decodes_per_question']} llama.cpp decodes per question"
+        )
+    walks = model.get("walks")
+    if walks:
+        lines.append(
+            f"- against the walk without a guess ({walks['n']} questions): "
+            f"{walks['letters_moved']} letters and {walks['buckets_moved']} buckets moved; AUROC "
+            + "; ".join(
+                f"{name} {a['guess']:.3f} vs {a['no_guess']:.3f} "
+                f"(difference {a['difference']:+.3f} ± {a['difference_se']:.3f})"
+                for name, a in walks["auroc"].items()
+                if a
+            )
+        )
     return lines
 
 

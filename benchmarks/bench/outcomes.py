@@ -43,6 +43,8 @@ class Outcome:
     letter: float | None
     calibrated: float | None  # p_correct of the version-1 calibrator (output features)
     hidden: float | None = None  # p_correct of the version-2 calibrator (+ hidden state)
+    guess_hit: bool | None = None  # fast mode's guessed bucket was the one emitted
+    decodes: int | None = None  # llama.cpp decodes of the pass, after the system prompt
 
     @property
     def local_correct(self) -> bool:
@@ -125,6 +127,8 @@ def combine(
                 letter=letter_p,
                 calibrated=p_correct,
                 hidden=p_hidden,
+                guess_hit=result.guess_hit,
+                decodes=result.decodes,
             )
         )
     return outcomes

@@ -146,7 +146,16 @@ def _risk_coverage(plt: Any, models: list[dict[str, Any]]) -> Any:
 
 
 def _latency(plt: Any, models: list[dict[str, Any]]) -> Any:
-    modes = ["floor", "fast", "fast_hidden", "grammar", "free", "transformers"]
+    modes = [
+        "floor",
+        "question_limit",
+        "schema_limit",
+        "fast",
+        "fast_hidden",
+        "grammar",
+        "free",
+        "transformers",
+    ]
     if not any(model["speed"]["small_subset_latency_ms"] for model in models):
         return None
     fig, ax = plt.subplots(figsize=(7, 4.5))

@@ -22,6 +22,7 @@ from benchmarks.bench.markdown import render
 from benchmarks.bench.outcomes import Cloud, Outcome, cloud_pass, combine, edge_pass, open_cloud
 from benchmarks.bench.plots import plots_available, write_plots
 from benchmarks.bench.transformers_baseline import run_baseline, transformers_available
+from benchmarks.bench.walks import compare_walks
 from benchmarks.errors import BenchConfigError
 from benchmarks.report import machine, write_json
 from edge_runtime.config import RuntimeConfig, foggen_home
@@ -129,7 +130,7 @@ def _bench_model(
     model = usual.model if spec is None else (None if spec == EMBEDDED else spec)
     runtime_config = replace(usual, model=model, n_threads=config.threads)
     started = time.perf_counter()
-    runtime = EdgeRuntime.load(runtime_config, home=home)
+    runtime = EdgeRuntime.load(runtime_config, home=home, capture_hidden=True)
     load_ms = (time.perf_counter() - started) * 1000.0
     try:
         store = PassStore.for_runtime(runtime, home or foggen_home())
@@ -138,6 +139,10 @@ def _bench_model(
         result["passes"] = {"store": str(store.path), "cached": sum(p.cached for p in edge)}
         outcomes = _outcomes(config, runtime, store, sets, edge, result)
         result.update(_routing_numbers(outcomes, config.signal, config.tau))
+        if config.compare_walks:
+            result["walks"] = compare_walks(
+                runtime, edge, home=home or foggen_home(), progress=config.progress
+            )
         result["speed"] = _speed(config, runtime, outcomes, sets.small, model)
         result["format_compliance"] = speed.compliance(result["speed"].pop("rows"))
         result["questions"] = [o.to_dict() for o in outcomes]
@@ -219,6 +224,7 @@ def _speed(
         "fast": speed.fast_speed(outcomes),
         "small_subset_latency_ms": table,
         "ratios_of_medians": speed.ratios(table) if table else {},
+        "limits": speed.limit_ratios(rows),
         "engine": speed.engine_speed(runtime, rows, small[0]) if rows else {},
         "process": speed.process_figures(spec, config.threads, cold_start=config.cold_start),
         "transformers": baseline,

@@ -7,6 +7,7 @@ Times are reported (median, p95, ratios), never asserted.
 from __future__ import annotations
 
 import resource
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from benchmarks.report import summary
 from edge_runtime.config import Mode
 from edge_runtime.question import Question
 from edge_runtime.runtime import EdgeRuntime
+from edge_runtime.schema import AnswerSchema
 
 
 def fast_speed(outcomes: Sequence[Outcome]) -> dict[str, Any]:
@@ -25,50 +27,106 @@ def fast_speed(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     another: the inverse of the mean latency). Cached passes carry the time they took when
     they ran."""
     total_s = sum(o.edge_ms for o in outcomes) / 1000.0
+    guessed = [o.guess_hit for o in outcomes if o.guess_hit is not None]
+    counted = [o.decodes for o in outcomes if o.decodes is not None]
     return {
         "n": len(outcomes),
         "latency_ms": summary([o.edge_ms for o in outcomes]),
         "questions_per_s": round(len(outcomes) / total_s, 2) if total_s else None,
+        # the share of passes whose guessed bucket was emitted (answered in one decode)
+        "guess_hit_rate": round(sum(guessed) / len(guessed), 4) if guessed else None,
+        "decodes_per_question": round(sum(counted) / len(counted), 3) if counted else None,
     }
+
+
+SHORT_QUESTION = 80  # question tokens (after the cached system prompt) of a "short" question
 
 
 def small_subset_runs(
     runtime: EdgeRuntime, questions: Sequence[Question], *, progress: bool = True
 ) -> list[dict[str, Any]]:
-    """Per question: the floor (whole prompt, nothing cached), fast without and with the
-    hidden-state read (in alternating order, so neither always runs second), grammar, free."""
+    """Per question: the floor (whole prompt, nothing cached); the two limits of fast mode,
+    after the cached system prompt (the question's tokens with one row of logits; the question
+    and the emitted response up to the letter in one decode, logits at its choice points);
+    fast without and with the hidden-state capture (two contexts on the same weights); grammar
+    and free. Fast, the limits and fast with the capture run in a rotating order, so none
+    always runs first."""
     rows = []
-    engine = runtime.engine
-    for n, q in enumerate(
-        tqdm(questions, desc="speed (fast, grammar, free)", unit="q", disable=not progress)
-    ):
-        prompt = runtime.prompt_tokens(q)
-        engine.reset()
-        _, floor_ms = timed_ms(engine.logits_after, prompt)
-        row: dict[str, Any] = {
-            "id": q.id,
-            "domain": q.domain,
-            "prompt_tokens": len(prompt),
-            "floor_ms": floor_ms,
-        }
-        for hidden in (False, True) if n % 2 == 0 else (True, False):
-            runtime.warm()  # the cache holds the system prompt only, as for a new question
-            result, ms = timed_ms(runtime.run_edge, q, mode=Mode.FAST, hidden=hidden)
-            row["fast_hidden_ms" if hidden else "fast_ms"] = ms
-            row["fast_hidden_letter" if hidden else "fast_letter"] = result.letter
-        for mode in (Mode.GRAMMAR, Mode.FREE):
-            runtime.warm()
-            result, ms = timed_ms(runtime.run_edge, q, mode=mode)
-            row[f"{mode.value}_ms"] = ms
-            row[f"{mode.value}_letter"] = result.letter
-        row.update(
-            free_strict=result.strict,
-            free_lenient=result.lenient,
-            free_output=result.output[:160],
-            gold=q.answer,
-        )
-        rows.append(row)
+    plain = runtime.sibling(capture_hidden=False)
+    try:
+        for n, q in enumerate(
+            tqdm(
+                questions,
+                desc="speed (limits, fast, grammar, free)",
+                unit="q",
+                disable=not progress,
+            )
+        ):
+            rows.append(_subset_row(runtime, plain, q, n))
+    finally:
+        plain.close()
     return rows
+
+
+def _subset_row(runtime: EdgeRuntime, plain: EdgeRuntime, q: Question, n: int) -> dict[str, Any]:
+    engine, prompt = plain.engine, plain.prompt_tokens(q)
+    engine.reset()
+    _, floor_ms = timed_ms(engine.logits_after, prompt)
+    row: dict[str, Any] = {
+        "id": q.id,
+        "domain": q.domain,
+        "prompt_tokens": len(prompt),
+        "question_tokens": len(prompt) - plain.prefix_length,
+        "floor_ms": floor_ms,
+    }
+    plain.warm()
+    emitted = plain.run_edge(q, mode=Mode.FAST)  # the response the schema limit evaluates
+    trie = plain.response_trie(AnswerSchema.for_options(len(q.choices)))
+    points = trie.choice_points(emitted.response_tokens)
+    schema_tokens = prompt + list(points[-1])
+    schema_rows = [len(prompt) + len(p) - 1 for p in points]
+    runs = {
+        "question_limit": lambda: engine.logits_after(prompt),
+        "schema_limit": lambda: engine.outputs_after(schema_tokens, schema_rows),
+        "fast": lambda: plain.run_edge(q, mode=Mode.FAST),
+        "fast_hidden": lambda: runtime.run_edge(q, mode=Mode.FAST, hidden=True),
+    }
+    names = list(runs)
+    for name in names[n % len(names) :] + names[: n % len(names)]:
+        (runtime if name == "fast_hidden" else plain).warm()  # the system prompt only
+        result, row[f"{name}_ms"] = timed_ms(runs[name])
+        if name.startswith("fast"):
+            row[f"{name}_letter"] = result.letter
+    for mode in (Mode.GRAMMAR, Mode.FREE):
+        plain.warm()
+        result, ms = timed_ms(plain.run_edge, q, mode=mode)
+        row[f"{mode.value}_ms"] = ms
+        row[f"{mode.value}_letter"] = result.letter
+    row.update(
+        free_strict=result.strict,
+        free_lenient=result.lenient,
+        free_output=result.output[:160],
+        gold=q.answer,
+    )
+    return row
+
+
+def limit_ratios(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Fast mode against its two limits, as ratios of medians: all questions and the short
+    ones (<= SHORT_QUESTION tokens after the system prompt), each over the same questions."""
+    out: dict[str, Any] = {}
+    short = [r for r in rows if r.get("question_tokens", SHORT_QUESTION + 1) <= SHORT_QUESTION]
+    for label, subset in (("all", rows), ("short", short)):
+        if not subset or not all("schema_limit_ms" in r for r in subset):
+            continue
+        med = {m: statistics.median(r[f"{m}_ms"] for r in subset) for m in MODES[1:4]}
+        out[label] = {
+            "n": len(subset),
+            "fast / schema_limit": round(med["fast"] / med["schema_limit"], 3),
+            "fast / question_limit": round(med["fast"] / med["question_limit"], 3),
+            "schema_limit / question_limit": round(med["schema_limit"] / med["question_limit"], 3),
+        }
+    return out
 
 
 def compliance(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -93,12 +151,15 @@ def engine_speed(
     }
 
 
+MODES = ("floor", "question_limit", "schema_limit", "fast", "fast_hidden", "grammar", "free")
+
+
 def mode_latency(rows: Sequence[dict[str, Any]], baseline: Sequence[float] = ()) -> dict[str, Any]:
     """Median/p95 per mode on the small subset, plus the transformers baseline if it ran."""
     table = {
         mode: summary([r[f"{mode}_ms"] for r in rows])
-        for mode in ("floor", "fast", "fast_hidden", "grammar", "free")
-        if all(f"{mode}_ms" in r for r in rows)
+        for mode in MODES
+        if rows and all(f"{mode}_ms" in r for r in rows)
     }
     if baseline:
         table["transformers"] = summary(list(baseline))
@@ -109,6 +170,8 @@ def ratios(table: dict[str, dict[str, float]]) -> dict[str, float]:
     """Ratios of medians on the same questions: how much each alternative costs vs ``fast``."""
     med = {name: value["median"] for name, value in table.items()}
     pairs = [
+        ("fast", "schema_limit"),
+        ("fast", "question_limit"),
         ("fast_hidden", "fast"),
         ("grammar", "fast"),
         ("free", "fast"),

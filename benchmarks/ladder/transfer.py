@@ -28,7 +28,7 @@ from edge_runtime.runtime import EdgeRuntime
 def cached_passes(path: Path, questions: list[Any], threads: int) -> tuple[list[Pass], str]:
     """The rung's passes (from its pass cache: the bench has just made them) and its sha256."""
     config = replace(RuntimeConfig.from_env(), model=str(path), n_threads=threads)
-    runtime = EdgeRuntime.load(config)
+    runtime = EdgeRuntime.load(config, capture_hidden=True)
     try:
         store = PassStore.for_runtime(runtime, foggen_home())
         return edge_pass(runtime, questions, store=store, progress=False), runtime.model.file.sha256

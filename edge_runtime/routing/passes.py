@@ -2,11 +2,12 @@
 
 A fast pass of a question (letter, bucket, both distributions, prompt length, time) depends on
 the model file, the question, and the few settings that change llama.cpp's numbers: the chat
-format, the batch size, whether the system prompt's KV state is reused, and the llama.cpp
-build. The store keeps one JSON line per pass in ``$FOGGEN_HOME/passes/<model sha256>.jsonl``,
-keyed by the question's id and a hash of its text, with a fingerprint of those settings. Rows
-are appended and flushed one by one, so an interrupted run resumes where it stopped; a torn last
-line is skipped. Rows of other settings stay in the file and are ignored.
+format, the batch size, whether the system prompt's KV state is reused, the guessed bucket (it
+sets the batch shapes) and the llama.cpp build. The store keeps one JSON line per pass in
+``$FOGGEN_HOME/passes/<model sha256>.jsonl``, keyed by the question's id and a hash of its
+text, with a fingerprint of those settings. Rows are appended and flushed one by one, so an
+interrupted run resumes where it stopped; a torn last line is skipped. Rows of other settings
+stay in the file and are ignored.
 
 Used by ``foggen calibrator fit``, ``foggen tau recommend`` and the bench; a long measurement's
 rows can be committed (compact) and given back with ``seed`` on another machine.
@@ -65,7 +66,8 @@ def settings_fingerprint(runtime: EdgeRuntime) -> str:
     settings = {
         "format": FORMAT,
         "mode": Mode.FAST.value,
-        "hidden": "letter",  # where the hidden state is read (the split decode there)
+        "hidden": "capture",  # read as the graph runs (changes no number)
+        "guess": runtime.guess,  # the speculated response changes the batch shapes
         "n_batch": runtime.config.n_batch,
         "cache_prefix": runtime.config.cache_prefix,
         "prompt": prompt.hexdigest()[:16],
@@ -130,6 +132,8 @@ class PassStore:
             "letter_probs": r.letter_probs,
             "n_prompt_tokens": r.n_prompt_tokens,
             "hidden": encode_hidden(r.hidden),
+            "guess_hit": r.guess_hit,
+            "decodes": r.decodes,
             "edge_ms": round(item.edge_ms, 3),
             "at": round(time.time()),
         }
@@ -160,6 +164,8 @@ def result_from_row(row: dict[str, Any]) -> EdgeResult:
         letter_probs=row["letter_probs"],
         n_prompt_tokens=row["n_prompt_tokens"],
         hidden=decode_hidden(row.get("hidden")),
+        guess_hit=row.get("guess_hit"),
+        decodes=row.get("decodes"),
     )
 
 

@@ -61,6 +61,12 @@ class ServiceMetrics:
             "foggen_idempotent_replays", "requests answered with an earlier answer "
             "(Idempotency-Key: a retry in flight or a replay)", registry=registry,
         )  # fmt: skip
+        self.threads = Gauge(
+            "foggen_llama_threads",
+            "llama.cpp threads the last answer used (fewer than threads_max while other "
+            "processes keep cores busy)",
+            registry=registry,
+        )
         self.ready = Gauge("foggen_ready", "1 once the model is loaded and warm", registry=registry)
         self.model = Info("foggen_model", "the model that answers", registry=registry)
         self._lock = threading.Lock()
@@ -93,10 +99,12 @@ class ServiceMetrics:
                 "mode": runtime.config.mode.value,
                 "signal": runtime.config.signal.value,
                 "tau": str(runtime.config.tau),
-                "threads": str(runtime.config.n_threads),
+                "threads_max": str(runtime.config.n_threads),
+                "adaptive_threads": str(runtime.config.adaptive_threads).lower(),
             }
         )
         self.outbox_depth.set_function(outbox_depth)
+        self.threads.set_function(lambda: runtime.threads_in_use)
         self.ready.set(1)
 
     def render(self) -> bytes:

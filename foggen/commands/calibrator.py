@@ -79,7 +79,7 @@ def run_fit(args: argparse.Namespace) -> int:
         runtime_config(args), calibrator=NO_CALIBRATOR, signal=Signal.BUCKET, mode=Mode.FAST
     )
     home = foggen_home()
-    with EdgeRuntime.load(config, home=home) as runtime:
+    with EdgeRuntime.load(config, home=home, capture_hidden=True) as runtime:
         store = PassStore.for_runtime(runtime, home)
         observations = observe(
             runtime,

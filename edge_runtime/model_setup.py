@@ -1,0 +1,57 @@
+"""What a runtime loads beside the weights: the model's calibrator and its guessed bucket."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from edge_runtime.catalog import by_sha256
+from edge_runtime.config import GUESS_AUTO, NO_CALIBRATOR, NO_GUESS, RuntimeConfig
+from edge_runtime.errors import CalibratorNotFoundError, ConfigError
+from edge_runtime.models import ModelFile
+from edge_runtime.routing.calibrator import Calibrator, calibrator_path, shipped_calibrator
+from edge_runtime.routing.rule import Signal
+
+DEFAULT_GUESS = "0.75"  # see guess_bucket
+
+
+def load_calibrator(config: RuntimeConfig, file: ModelFile, home: Path) -> Calibrator | None:
+    """The model's calibrator: ``config.calibrator`` (a path, or 'none'), else the cache's (the
+    user's own fit), else, when the signal is ``calibrated``, the one the package ships for a
+    named model (only then: it reads the hidden state, which costs a little on every pass).
+
+    A file fitted for another model, or corrupt, is refused; ``--signal calibrated`` with no
+    calibrator is an error here, at load time, never a silent fallback.
+    """
+    if config.calibrator == NO_CALIBRATOR:
+        return None
+    reference = file.reference
+    calibrator: Calibrator | None
+    if config.calibrator:
+        try:
+            calibrator = Calibrator.load(config.calibrator, model_reference=reference)
+        except FileNotFoundError as exc:
+            raise ConfigError(
+                f"calibrator file not found: {config.calibrator} - check --calibrator / "
+                "FOGGEN_CALIBRATOR, or fit one with 'foggen calibrator fit'"
+            ) from exc
+        calibrator.check_model(file.sha256, model_reference=reference)
+    else:
+        calibrator = Calibrator.for_model(file.sha256, home, model_reference=reference)
+        if calibrator is None and config.signal is Signal.CALIBRATED:
+            calibrator = shipped_calibrator(file.sha256, model_reference=reference)
+    if calibrator is None and config.signal is Signal.CALIBRATED:
+        raise CalibratorNotFoundError(
+            file.sha256, str(calibrator_path(home, file.sha256)), reference
+        )
+    return calibrator
+
+
+def guess_bucket(setting: str, model_sha256: str) -> str | None:
+    """The bucket fast mode guesses (None: no guess). ``auto``: a named model's usual bucket,
+    else 0.75 (the most frequent one of the measured models)."""
+    if setting == NO_GUESS:
+        return None
+    if setting != GUESS_AUTO:
+        return setting
+    named = by_sha256(model_sha256)
+    return named.usual_bucket if named is not None else DEFAULT_GUESS
