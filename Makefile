@@ -13,7 +13,7 @@ BASE := $(VENV)/.installed-base
 BENCH_HF ?= .cache/bench/hf-embedded
 BENCH_ARGS ?=
 
-.PHONY: install test test-fast demo bench latency threads reference parity fault-matrix escalation-latency fog ladder serve serve-load calibration calibrators train-speed chain-270m lint clean
+.PHONY: install test test-fast demo bench latency threads limits reference parity fault-matrix escalation-latency fog ladder serve serve-load calibration calibrators train-speed chain-270m lint clean
 
 $(BASE): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -70,10 +70,15 @@ parity: $(VENV)/.installed-convert+train+qwen-coder+smollm2  ## converter parity
 fault-matrix: $(BASE)  ## every cloud failure case against a fault-injecting server on 127.0.0.1
 	$(BIN)/python -m testkit.fault_matrix
 
-threads: $(VENV)/.installed-qwen-coder  ## fast mode at 1 and 2 threads, quiet and beside 1 or 2 busy processes (270M, 1.5B)
+threads: $(VENV)/.installed-qwen-coder  ## fast mode at 1, 2 and adaptive threads, quiet and beside 1 or 2 busy processes (270M, 1.5B)
 	$(BIN)/python -m benchmarks.threads
 	$(BIN)/foggen model fetch qwen2.5-coder-1.5b
 	$(BIN)/python -m benchmarks.threads --model qwen2.5-coder-1.5b --per-domain 2
+
+limits: $(VENV)/.installed-qwen-coder  ## fast mode against its question and schema limits and the walk without a guess (270M, 1.5B)
+	$(BIN)/python -m benchmarks.limits
+	$(BIN)/foggen model fetch qwen2.5-coder-1.5b
+	$(BIN)/python -m benchmarks.limits --model qwen2.5-coder-1.5b --per-domain 4
 
 escalation-latency: $(BASE)  ## what an escalation to the simulated cloud adds, >= 50 questions
 	$(BIN)/python -m benchmarks.escalation_latency

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import resource
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from tqdm import tqdm
@@ -76,27 +76,9 @@ def _subset_row(runtime: EdgeRuntime, plain: EdgeRuntime, q: Question, n: int) -
         "id": q.id,
         "domain": q.domain,
         "prompt_tokens": len(prompt),
-        "question_tokens": len(prompt) - plain.prefix_length,
         "floor_ms": floor_ms,
     }
-    plain.warm()
-    emitted = plain.run_edge(q, mode=Mode.FAST)  # the response the schema limit evaluates
-    trie = plain.response_trie(AnswerSchema.for_options(len(q.choices)))
-    points = trie.choice_points(emitted.response_tokens)
-    schema_tokens = prompt + list(points[-1])
-    schema_rows = [len(prompt) + len(p) - 1 for p in points]
-    runs = {
-        "question_limit": lambda: engine.logits_after(prompt),
-        "schema_limit": lambda: engine.outputs_after(schema_tokens, schema_rows),
-        "fast": lambda: plain.run_edge(q, mode=Mode.FAST),
-        "fast_hidden": lambda: runtime.run_edge(q, mode=Mode.FAST, hidden=True),
-    }
-    names = list(runs)
-    for name in names[n % len(names) :] + names[: n % len(names)]:
-        (runtime if name == "fast_hidden" else plain).warm()  # the system prompt only
-        result, row[f"{name}_ms"] = timed_ms(runs[name])
-        if name.startswith("fast"):
-            row[f"{name}_letter"] = result.letter
+    row.update(fast_and_limits(runtime, plain, q, n))
     for mode in (Mode.GRAMMAR, Mode.FREE):
         plain.warm()
         result, ms = timed_ms(plain.run_edge, q, mode=mode)
@@ -108,6 +90,41 @@ def _subset_row(runtime: EdgeRuntime, plain: EdgeRuntime, q: Question, n: int) -
         free_output=result.output[:160],
         gold=q.answer,
     )
+    return row
+
+
+Timed = dict[str, tuple[EdgeRuntime, Callable[[], Any]]]  # name -> (whose cache, the run)
+
+
+def fast_and_limits(
+    runtime: EdgeRuntime, plain: EdgeRuntime, q: Question, n: int, *, more: Timed | None = None
+) -> dict[str, Any]:
+    """Question n's ``question_limit``, ``schema_limit``, ``fast`` (on ``plain``, a context
+    without the capture), ``fast_hidden`` (on ``runtime``, with it) and ``more``, in an order
+    rotating with n, each from the cached system prompt; fast runs also give their letter."""
+    engine, prompt = plain.engine, plain.prompt_tokens(q)
+    plain.warm()
+    emitted = plain.run_edge(q, mode=Mode.FAST)  # the response the schema limit evaluates
+    trie = plain.response_trie(AnswerSchema.for_options(len(q.choices)))
+    points = trie.choice_points(emitted.response_tokens)
+    schema_tokens = prompt + list(points[-1])
+    schema_rows = [len(prompt) + len(p) - 1 for p in points]
+    runs: Timed = {
+        "question_limit": (plain, lambda: engine.logits_after(prompt)),
+        "schema_limit": (plain, lambda: engine.outputs_after(schema_tokens, schema_rows)),
+        "fast": (plain, lambda: plain.run_edge(q, mode=Mode.FAST)),
+        "fast_hidden": (runtime, lambda: runtime.run_edge(q, mode=Mode.FAST, hidden=True)),
+        **(more or {}),
+    }
+    row: dict[str, Any] = {"question_tokens": len(prompt) - plain.prefix_length}
+    names = list(runs)
+    for name in names[n % len(names) :] + names[: n % len(names)]:
+        owner, run = runs[name]
+        owner.warm()  # the cache holds the system prompt only, as for a new question
+        result, row[f"{name}_ms"] = timed_ms(run)
+        if name.startswith("fast"):
+            row[f"{name}_letter"] = result.letter
+            row[f"{name}_guess_hit"] = result.guess_hit
     return row
 
 

@@ -1,0 +1,120 @@
+"""`make limits`: fast mode against its two limits, and against the walk without a guess.
+
+python -m benchmarks.limits [--model NAME] [--per-domain N] [--threads N]
+
+After the cached system prompt, per question: the **question limit** (the question's own tokens,
+one row of logits), the **schema limit** (the question and the emitted response up to the
+letter in one decode, logits at its choice points), ``fast`` (the guessed bucket's response in
+the question's decode), ``fast_hidden`` (with the hidden-state capture) and ``fast_no_guess``
+(a decode per choice point: the walk before the guess), in an order rotating per question,
+each setting a context of its own on the same weights, fixed threads. Reported: medians and
+their ratios over all questions and the short ones (<= 80 question tokens), the guess's hit
+rate, and the letters that differ between the walks. Times are reported, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from benchmarks.bench.speed import SHORT_QUESTION, fast_and_limits
+from benchmarks.report import machine, write_json
+from edge_runtime.catalog import EMBEDDED_NAME
+from edge_runtime.config import NO_GUESS, Mode, RuntimeConfig
+from edge_runtime.mcq import stratified
+from edge_runtime.provenance import git_commit
+from edge_runtime.runtime import EdgeRuntime
+
+RUNS = ("question_limit", "schema_limit", "fast", "fast_hidden", "fast_no_guess")
+RATIOS = (
+    ("fast", "schema_limit"),
+    ("fast", "question_limit"),
+    ("fast_no_guess", "schema_limit"),
+    ("fast", "fast_no_guess"),
+    ("fast_hidden", "fast"),
+)
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    short = [r for r in rows if r["question_tokens"] <= SHORT_QUESTION]
+    for label, subset in (("all", rows), ("short", short)):
+        if not subset:
+            continue
+        med = {k: statistics.median(r[f"{k}_ms"] for r in subset) for k in RUNS}
+        out[label] = {
+            "n": len(subset),
+            "median_ms": {k: round(v, 1) for k, v in med.items()},
+            "ratios": {f"{a} / {b}": round(med[a] / med[b], 3) for a, b in RATIOS},
+        }
+    out["guess_hit_rate"] = round(sum(bool(r["fast_guess_hit"]) for r in rows) / len(rows), 4)
+    out["letters_differing"] = {
+        "fast_no_guess": sum(r["fast_letter"] != r["fast_no_guess_letter"] for r in rows),
+        "fast_hidden": sum(r["fast_letter"] != r["fast_hidden_letter"] for r in rows),
+    }
+    return out
+
+
+def measure(runtime: EdgeRuntime, per_domain: int, *, progress: bool) -> dict[str, Any]:
+    """``runtime`` must capture hidden states (``fast_hidden`` runs on it); the others run on
+    contexts of their own beside it."""
+    questions = stratified(per_domain, split="eval")
+    plain = runtime.sibling(capture_hidden=False)
+    config = replace(runtime.config, guess=NO_GUESS)
+    before = runtime.sibling(config=config, capture_hidden=False)
+    try:
+        rows = []
+        for n, q in enumerate(tqdm(questions, desc="limits", unit="q", disable=not progress)):
+            old = (before, lambda q=q: before.run_edge(q, mode=Mode.FAST))
+            rows.append(fast_and_limits(runtime, plain, q, n, more={"fast_no_guess": old}))
+    finally:
+        before.close()
+        plain.close()
+    file = runtime.model.file
+    return {
+        "format": "foggen-limits",
+        "version": 1,
+        "model": file.reference,
+        "model_sha256": file.sha256,
+        "guess": runtime.guess,
+        "threads": runtime.engine.n_threads,
+        "n_questions": len(questions),
+        "git_commit": git_commit(),
+        "machine": machine(),
+        "summary": summarise(rows),
+        "rows": rows,
+    }
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="a named model (default: the embedded)")
+    parser.add_argument("--per-domain", type=int, default=6, help="eval questions per domain")
+    parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads (fixed)")
+    parser.add_argument("--out", default=None, help="default: reports/limits/<model>.json")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    if args.per_domain <= 0 or args.threads <= 0:
+        parser.error("--per-domain and --threads must be positive")
+    config = replace(RuntimeConfig.from_env(), n_threads=args.threads, adaptive_threads=False)
+    if args.model:
+        config = replace(config, model=args.model)
+    with EdgeRuntime.load(config, capture_hidden=True) as runtime:
+        report = measure(runtime, args.per_domain, progress=not args.no_progress)
+    write_json(Path(args.out or f"reports/limits/{args.model or EMBEDDED_NAME}.json"), report)
+    summary = report["summary"]
+    for label in ("all", "short"):
+        if label in summary:
+            print(f"{label} (n={summary[label]['n']}): {summary[label]['ratios']}")
+    print(f"guess hit rate {summary['guess_hit_rate']}, letters differing "
+          f"{summary['letters_differing']}")  # fmt: skip
+    return report
+
+
+if __name__ == "__main__":
+    main()
