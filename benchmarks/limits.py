@@ -26,7 +26,7 @@ from benchmarks.bench.speed import SHORT_QUESTION, fast_and_limits
 from benchmarks.report import machine, write_json
 from edge_runtime.catalog import EMBEDDED_NAME
 from edge_runtime.config import NO_GUESS, Mode, RuntimeConfig
-from edge_runtime.mcq import stratified
+from edge_runtime.mcq import DOMAINS, stratified
 from edge_runtime.provenance import git_commit
 from edge_runtime.runtime import EdgeRuntime
 
@@ -60,10 +60,16 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def measure(runtime: EdgeRuntime, per_domain: int, *, progress: bool) -> dict[str, Any]:
+def measure(
+    runtime: EdgeRuntime,
+    per_domain: int,
+    *,
+    progress: bool,
+    domains: tuple[str, ...] = DOMAINS,
+) -> dict[str, Any]:
     """``runtime`` must capture hidden states (``fast_hidden`` runs on it); the others run on
     contexts of their own beside it."""
-    questions = stratified(per_domain, split="eval")
+    questions = stratified(per_domain, split="eval", domains=domains)
     plain = runtime.sibling(capture_hidden=False)
     config = replace(runtime.config, guess=NO_GUESS)
     before = runtime.sibling(config=config, capture_hidden=False)
