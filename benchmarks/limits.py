@@ -15,14 +15,13 @@ rate, and the letters that differ between the walks. Times are reported, never a
 from __future__ import annotations
 
 import argparse
-import statistics
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from benchmarks.bench.speed import SHORT_QUESTION, fast_and_limits
+from benchmarks.bench.speed import fast_and_limits, limit_ratios
 from benchmarks.report import machine, write_json
 from edge_runtime.catalog import EMBEDDED_NAME
 from edge_runtime.config import NO_GUESS, Mode, RuntimeConfig
@@ -30,7 +29,7 @@ from edge_runtime.mcq import DOMAINS, stratified
 from edge_runtime.provenance import git_commit
 from edge_runtime.runtime import EdgeRuntime
 
-RUNS = ("question_limit", "schema_limit", "fast", "fast_hidden", "fast_no_guess")
+RUNS = ("question_limit", "schema_limit", "fast", "fast_hidden", "fast_no_guess")  # timed
 RATIOS = (
     ("fast", "schema_limit"),
     ("fast", "question_limit"),
@@ -41,17 +40,7 @@ RATIOS = (
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    short = [r for r in rows if r["question_tokens"] <= SHORT_QUESTION]
-    for label, subset in (("all", rows), ("short", short)):
-        if not subset:
-            continue
-        med = {k: statistics.median(r[f"{k}_ms"] for r in subset) for k in RUNS}
-        out[label] = {
-            "n": len(subset),
-            "median_ms": {k: round(v, 1) for k, v in med.items()},
-            "ratios": {f"{a} / {b}": round(med[a] / med[b], 3) for a, b in RATIOS},
-        }
+    out = limit_ratios(rows, RATIOS)
     out["guess_hit_rate"] = round(sum(bool(r["fast_guess_hit"]) for r in rows) / len(rows), 4)
     out["letters_differing"] = {
         "fast_no_guess": sum(r["fast_letter"] != r["fast_no_guess_letter"] for r in rows),

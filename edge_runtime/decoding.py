@@ -86,7 +86,12 @@ class ResponseTrie:
 
     def choice_points(self, tokens: Sequence[int]) -> list[tuple[int, ...]]:
         """The prefixes of the response ``tokens`` where the walk chooses (logits are read)."""
-        return [prefix for prefix, node in _along(self.root, tokens) if len(node.children) > 1]
+        return [prefix for prefix, _ in self._choices(tokens)]
+
+    def _choices(self, tokens: Sequence[int]) -> list[tuple[tuple[int, ...], _Node]]:
+        return [
+            (prefix, node) for prefix, node in _along(self.root, tokens) if len(node.children) > 1
+        ]
 
 
 def _along(root: _Node, tokens: Sequence[int]) -> Iterator[tuple[tuple[int, ...], _Node]]:
@@ -96,10 +101,6 @@ def _along(root: _Node, tokens: Sequence[int]) -> Iterator[tuple[tuple[int, ...]
     for n, token in enumerate(tokens):
         node = node.children[token]
         yield tuple(tokens[: n + 1]), node
-
-
-def _node_at(root: _Node, prefix: Sequence[int]) -> _Node:
-    return list(_along(root, prefix))[-1][1]
 
 
 def _reads_letter(node: _Node) -> bool:
@@ -128,15 +129,12 @@ class _Walk:
     def speculate(self, trie: ResponseTrie, guess: Sequence[int]) -> None:
         """Evaluate the question and the guessed response in one decode, reading the logits
         at every choice point on the guess (up to the letter's)."""
-        root = trie.root
-        prefixes = trie.choice_points(guess)
-        if not prefixes:  # pragma: no cover - every schema has a letter to choose
-            return
-        rows = [len(self.prompt) + len(p) - 1 for p in prefixes]
-        outputs = self.engine.outputs_after(self.prompt + list(prefixes[-1]), rows)
+        choices = trie._choices(guess)  # every schema has at least the letter to choose
+        rows = [len(self.prompt) + len(prefix) - 1 for prefix, _ in choices]
+        outputs = self.engine.outputs_after(self.prompt + list(choices[-1][0]), rows)
         self.n_decodes += 1
-        for prefix, output in zip(prefixes, outputs, strict=True):
-            self._remember(prefix, _node_at(root, prefix), output)
+        for (prefix, node), output in zip(choices, outputs, strict=True):
+            self._remember(prefix, node, output)
 
     def distribution(self, prefix: tuple[int, ...], node: _Node) -> dict[int, float]:
         if prefix not in self.choices:
@@ -225,10 +223,8 @@ def decode_fast(
     only from the first choice where it leaves the guess.
     """
     walk = _Walk(engine, prompt, hidden=hidden)
-    guessed: tuple[int, ...] = ()
     if guess is not None:
-        guessed = trie.paths[guess, trie.schema.letters[0]]
-        walk.speculate(trie, guessed)
+        walk.speculate(trie, trie.paths[guess, trie.schema.letters[0]])
     tokens, path = walk.greedy(trie.root, pick)
     leaf = path[-1][1].leaf
     assert leaf is not None  # the walk only stops at a leaf

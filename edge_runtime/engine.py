@@ -216,8 +216,6 @@ class LlamaEngine:
             logits = self._last_logits().copy()
         finally:
             llama_cpp.llama_set_embeddings(self._ctx, False)
-            if self._capture is not None:
-                self._capture.clear()
         return logits, hidden
 
     def logits_for_all(self, tokens: Sequence[int]) -> np.ndarray:

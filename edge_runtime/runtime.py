@@ -13,12 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.config import (
-    MAX_NEW_TOKENS,
-    Mode,
-    RuntimeConfig,
-    foggen_home,
-)
+from edge_runtime.config import MAX_NEW_TOKENS, Mode, RuntimeConfig, foggen_home
 from edge_runtime.decoding import (
     EdgeResult,
     Pick,
@@ -37,10 +32,7 @@ from edge_runtime.models import ModelFile, resolve_model
 from edge_runtime.prompt import ChatFormat, PromptTokens
 from edge_runtime.question import Question, make_question
 from edge_runtime.record import DecisionRecord, Hop, Latency
-from edge_runtime.routing.calibrator import (
-    Calibrator,
-    features,
-)
+from edge_runtime.routing.calibrator import Calibrator, features
 from edge_runtime.routing.rule import Route, Signal, route
 from edge_runtime.routing.signals import routing_score
 from edge_runtime.routing.taus import TauTable

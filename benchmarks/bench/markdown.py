@@ -140,7 +140,7 @@ def fast_mode_lines(model: dict[str, Any]) -> list[str]:
     for label, limits in s.get("limits", {}).items():
         lines.append(
             f"- fast against its limits ({label} questions, n={limits['n']}): "
-            + ", ".join(f"**{k}** {v:.2f}×" for k, v in limits.items() if k != "n")
+            + ", ".join(f"**{k}** {v:.2f}×" for k, v in limits["ratios"].items())
         )
     fast = s["fast"]
     if fast.get("guess_hit_rate") is not None:

@@ -128,20 +128,29 @@ def fast_and_limits(
     return row
 
 
-def limit_ratios(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Fast mode against its two limits, as ratios of medians: all questions and the short
-    ones (<= SHORT_QUESTION tokens after the system prompt), each over the same questions."""
+LIMIT_RATIOS = (
+    ("fast", "schema_limit"),
+    ("fast", "question_limit"),
+    ("schema_limit", "question_limit"),
+)
+
+
+def limit_ratios(
+    rows: Sequence[dict[str, Any]], pairs: Sequence[tuple[str, str]] = LIMIT_RATIOS
+) -> dict[str, Any]:
+    """Fast mode against its limits: medians of the runs in ``pairs`` and their ratios, over all
+    questions and the short ones (<= SHORT_QUESTION tokens after the system prompt)."""
     out: dict[str, Any] = {}
-    short = [r for r in rows if r.get("question_tokens", SHORT_QUESTION + 1) <= SHORT_QUESTION]
+    short = [r for r in rows if r["question_tokens"] <= SHORT_QUESTION]
+    runs = list(dict.fromkeys(name for pair in pairs for name in pair))
     for label, subset in (("all", rows), ("short", short)):
-        if not subset or not all("schema_limit_ms" in r for r in subset):
+        if not subset:
             continue
-        med = {m: statistics.median(r[f"{m}_ms"] for r in subset) for m in MODES[1:4]}
+        med = {k: statistics.median(r[f"{k}_ms"] for r in subset) for k in runs}
         out[label] = {
             "n": len(subset),
-            "fast / schema_limit": round(med["fast"] / med["schema_limit"], 3),
-            "fast / question_limit": round(med["fast"] / med["question_limit"], 3),
-            "schema_limit / question_limit": round(med["schema_limit"] / med["question_limit"], 3),
+            "median_ms": {k: round(v, 1) for k, v in med.items()},
+            "ratios": {f"{a} / {b}": round(med[a] / med[b], 3) for a, b in pairs},
         }
     return out
 

@@ -8,16 +8,16 @@ difference: a difference within about one SE is noise.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from benchmarks.bench.outcomes import Outcome, combine
 from benchmarks.stats import auroc_se
 from edge_runtime.config import NO_GUESS
-from edge_runtime.decoding import EdgeResult
 from edge_runtime.routing import metrics
 from edge_runtime.routing.passes import Pass, PassStore, fast_passes
 from edge_runtime.runtime import EdgeRuntime
@@ -25,24 +25,7 @@ from edge_runtime.runtime import EdgeRuntime
 BOOTSTRAP = 1000
 
 
-def _bucket(r: EdgeResult) -> float | None:
-    return r.confidence
-
-
-def _bucket_expectation(r: EdgeResult) -> float | None:
-    probs = r.bucket_probs or {}
-    return sum(float(b) * p for b, p in probs.items()) if probs else None
-
-
-def _letter(r: EdgeResult) -> float | None:
-    return (r.letter_probs or {}).get(r.letter or "")
-
-
-SIGNALS: dict[str, Callable[[EdgeResult], float | None]] = {
-    "bucket": _bucket,
-    "bucket_expectation": _bucket_expectation,
-    "letter": _letter,
-}
+SIGNALS = ("bucket", "bucket_expectation", "letter")  # the one-pass routing scores
 
 
 def compare_walks(
@@ -63,24 +46,22 @@ def compare_walks(
 
 
 def walk_difference(guessed: Sequence[Pass], plain: Sequence[Pass]) -> dict[str, Any]:
-    new = [p.result for p in guessed]
-    old = [p.result for p in plain]
-    gold = [p.question.answer for p in guessed]
+    new = combine(guessed, [None] * len(guessed))  # no cloud: the edge pass's outcomes only
+    old = combine(plain, [None] * len(plain))
     out: dict[str, Any] = {
         "n": len(new),
-        "letters_moved": sum(a.letter != b.letter for a, b in zip(new, old, strict=True)),
+        "letters_moved": sum(a.local != b.local for a, b in zip(new, old, strict=True)),
         "buckets_moved": sum(a.bucket != b.bucket for a, b in zip(new, old, strict=True)),
         "correct": {
-            "guess": sum(r.letter == g for r, g in zip(new, gold, strict=True)),
-            "no_guess": sum(r.letter == g for r, g in zip(old, gold, strict=True)),
+            "guess": sum(o.local_correct for o in new),
+            "no_guess": sum(o.local_correct for o in old),
         },
         "auroc": {},
     }
     rng = np.random.default_rng(0)
     draws = rng.integers(0, len(new), size=(BOOTSTRAP, len(new)))
-    for name, signal in SIGNALS.items():
-        a = _ranking(new, gold, signal)
-        b = _ranking(old, gold, signal)
+    for name in SIGNALS:
+        a, b = _ranking(new, name), _ranking(old, name)
         out["auroc"][name] = None if a is None or b is None else _compared(a, b, draws)
     return out
 
@@ -107,13 +88,11 @@ def _compared(a: Ranking, b: Ranking, draws: np.ndarray) -> dict[str, Any] | Non
     }
 
 
-def _ranking(
-    results: Sequence[EdgeResult], gold: Sequence[str | None], signal: Callable[..., float | None]
-) -> Ranking | None:
-    scores = [signal(r) for r in results]
+def _ranking(outcomes: Sequence[Outcome], signal: str) -> Ranking | None:
+    scores = [o.score(signal) for o in outcomes]
     if any(s is None for s in scores):
         return None
-    labels = np.array([r.letter == g for r, g in zip(results, gold, strict=True)])
+    labels = np.array([o.local_correct for o in outcomes])
     return np.array(scores, dtype=np.float64), labels
 
 
