@@ -4,8 +4,11 @@ llama.cpp's context parameters take a ``cb_eval`` callback that ggml's scheduler
 with ``ask=True`` for every node of the graph ("do you want this tensor?"), then, for each node
 that said yes, with ``ask=False`` once the graph has been computed up to it and its data is
 valid (returning False there stops the graph). A :class:`StateCapture` wants the nodes of a few
-names, first llama.cpp's ``result_norm``: the final hidden state after the output norm,
-[n_embd, n_outputs] - only the batch's output rows, in batch order.
+names: llama.cpp's ``result_norm``, the final hidden state after the output norm, [n_embd,
+n_outputs] - only the batch's output rows, in batch order; and layer outputs ``l_out-<layer>``
+(the residual stream), [n_embd, n_tokens] - a row per token of the batch, except the last
+layer's, which llama.cpp computes for the output rows only. With a :class:`RowPlan` only the
+rows asked for are copied (a few rows of 1,536 floats, not the batch's whole activations).
 
 Written by hand because llama-cpp-python exposes the callback's type and the parameter but not
 ggml's tensor accessors: the few needed are declared here with ctypes on the ``libggml-base``
@@ -19,6 +22,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -104,9 +108,8 @@ def _tensor_type(tensor: int) -> int:
     return ctypes.c_int.from_address(tensor).value
 
 
-def copy_rows(tensor: int, name: str) -> np.ndarray:
-    """A float32 copy of a contiguous F32 tensor as (rows, width); raises rather than read
-    anything else."""
+def _f32_shape(tensor: int, name: str) -> tuple[int, int]:
+    """(rows, width) of a contiguous F32 tensor; raises for anything else."""
     lib = _ggml()
     kind = _tensor_type(tensor)
     if kind != GGML_TYPE_F32:
@@ -119,11 +122,60 @@ def copy_rows(tensor: int, name: str) -> np.ndarray:
     count, rows, size = lib.ggml_nelements(tensor), lib.ggml_nrows(tensor), lib.ggml_nbytes(tensor)
     if size != 4 * count:  # a cross-check of the type read above
         raise CaptureError(name, f"{size} bytes for {count} f32 values")
-    if count == 0:
-        return np.empty((rows, 0), dtype=np.float32)
-    out = np.empty((rows, count // rows), dtype=np.float32)
-    lib.ggml_backend_tensor_get(tensor, out.ctypes.data, 0, size)
+    return rows, (count // rows if rows else 0)
+
+
+def copy_rows(tensor: int, name: str) -> np.ndarray:
+    """A float32 copy of a contiguous F32 tensor as (rows, width); raises rather than read
+    anything else."""
+    rows, width = _f32_shape(tensor, name)
+    out = np.empty((rows, width), dtype=np.float32)
+    if out.size:
+        _ggml().ggml_backend_tensor_get(tensor, out.ctypes.data, 0, out.nbytes)
     return out
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    """Which rows of the next graph to copy: batch indices ``rows`` of a batch of ``n_tokens``
+    whose output rows are ``outputs`` (ascending batch indices).
+
+    A tensor has a row per token (the layers before the last), or a row per output (the last
+    layer and ``result_norm``: llama.cpp drops the other rows before the last layer); a row
+    that is no output is then not there, and is not copied."""
+
+    n_tokens: int
+    outputs: tuple[int, ...]
+    rows: tuple[int, ...]
+
+    def sources(self, n_rows: int, name: str) -> dict[int, int]:
+        """Batch index -> row of a tensor of ``n_rows`` rows."""
+        if n_rows == self.n_tokens:
+            return {b: b for b in self.rows}
+        if n_rows == len(self.outputs):
+            ordinal = {b: i for i, b in enumerate(self.outputs)}
+            return {b: ordinal[b] for b in self.rows if b in ordinal}
+        raise CaptureError(
+            name,
+            f"{n_rows} rows in a batch of {self.n_tokens} tokens with {len(self.outputs)} outputs",
+        )
+
+
+def copy_planned(tensor: int, name: str, plan: RowPlan) -> dict[int, np.ndarray]:
+    """The planned rows of a contiguous F32 tensor (float32 copies), by batch index."""
+    n_rows, width = _f32_shape(tensor, name)
+    get = _ggml().ggml_backend_tensor_get
+    picked: dict[int, np.ndarray] = {}
+    for index, row in plan.sources(n_rows, name).items():
+        out = np.empty(width, dtype=np.float32)
+        get(tensor, out.ctypes.data, row * out.nbytes, out.nbytes)
+        picked[index] = out
+    return picked
+
+
+def layer_name(layer: int) -> str:
+    """llama.cpp's name of a layer's output (the residual stream after block ``layer``)."""
+    return f"l_out-{layer}"
 
 
 NodeCallback = Callable[[int, bool, int | None], bool]
@@ -141,6 +193,8 @@ class StateCapture:
             raise ValueError("a StateCapture needs at least one tensor name")
         self.names = tuple(names)
         self._rows: dict[str, list[np.ndarray]] = {name: [] for name in self.names}
+        self._picked: dict[str, dict[int, np.ndarray]] = {name: {} for name in self.names}
+        self._plan: RowPlan | None = None  # None: copy every row
         self._failure: tuple[str, BaseException] | None = None  # the node's name, the error
         self._callback: object | None = None  # the ctypes callback, referenced for C
 
@@ -159,22 +213,41 @@ class StateCapture:
         none were. Raises :class:`CaptureError` if the callback failed since the last take."""
         if name not in self._rows:
             raise ValueError(f"{name!r} is not captured (the names are {', '.join(self.names)})")
+        self._raise_failure()
+        parts, self._rows[name] = self._rows[name], []
+        if not parts:
+            return None
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def plan(self, plan: RowPlan | None) -> None:
+        """Copy only ``plan``'s rows of the graphs to come (read with :meth:`take_rows`);
+        None: every row (read with :meth:`take`)."""
+        self._plan = plan
+
+    def take_rows(self, name: str) -> dict[int, np.ndarray]:
+        """The planned rows of ``name`` captured since the last take, by batch index, and
+        forget them. Raises :class:`CaptureError` if the callback failed since then."""
+        if name not in self._picked:
+            raise ValueError(f"{name!r} is not captured (the names are {', '.join(self.names)})")
+        self._raise_failure()
+        picked, self._picked[name] = self._picked[name], {}
+        return picked
+
+    def clear(self) -> None:
+        """Forget every captured row and any failure."""
+        for parts in self._rows.values():
+            parts.clear()
+        for picked in self._picked.values():
+            picked.clear()
+        self._failure = None
+
+    def _raise_failure(self) -> None:
         if self._failure is not None:
             node, failure = self._failure
             self.clear()
             if isinstance(failure, CaptureError) or not isinstance(failure, Exception):
                 raise failure  # ours, or a KeyboardInterrupt that arrived while the graph ran
             raise CaptureError(node, f"the graph callback failed: {failure!r}") from failure
-        parts, self._rows[name] = self._rows[name], []
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
-    def clear(self) -> None:
-        """Forget every captured row and any failure."""
-        for parts in self._rows.values():
-            parts.clear()
-        self._failure = None
 
     def _node_callback(self) -> NodeCallback:
         # Every graph node runs this (hundreds per decode), so the question is one ctypes call
@@ -183,7 +256,7 @@ class StateCapture:
         # node) in the next graph.
         wanted = frozenset(name.encode() for name in self.names)
         get_name = _ggml().ggml_get_name
-        rows = self._rows
+        rows, picked = self._rows, self._picked
 
         def on_node(tensor: int, ask: bool, user_data: int | None) -> bool:
             raw = b"?"
@@ -192,6 +265,9 @@ class StateCapture:
                 if ask:
                     return raw in wanted
                 name = raw.decode()
+                if self._plan is not None:
+                    picked[name].update(copy_planned(tensor, name, self._plan))
+                    return True
                 part = copy_rows(tensor, name)
                 if len(part):  # a decode without outputs has a result_norm of no rows
                     rows[name].append(part)

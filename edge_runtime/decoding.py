@@ -50,10 +50,18 @@ class EdgeResult:
     # llama.cpp decodes the answer took after the cached system prompt
     guess_hit: bool | None = field(default=None, compare=False)
     decodes: int | None = field(default=None, compare=False)
+    # The captured layers' outputs (engine ``capture_layers``), float32 (layers, n_embd), at
+    # the positions of :data:`POSITIONS`, when the engine captures layers.
+    layers: dict[str, np.ndarray] | None = field(default=None, compare=False, repr=False)
 
     @property
     def confidence(self) -> float | None:
         return None if self.bucket is None else float(self.bucket)
+
+
+LETTER = "letter"  # the row whose logits choose the letter
+QUESTION = "question"  # the last token of the user's message (before the turn change)
+POSITIONS = (LETTER, QUESTION)
 
 
 @dataclass
@@ -118,29 +126,40 @@ def restricted_softmax(logits: np.ndarray, tokens: Sequence[int]) -> np.ndarray:
 class _Walk:
     """One greedy walk through the trie, remembering the distribution at each choice point."""
 
-    def __init__(self, engine: LlamaEngine, prompt: Sequence[int], *, hidden: bool) -> None:
+    def __init__(
+        self, engine: LlamaEngine, prompt: Sequence[int], *, hidden: bool, mark: int | None
+    ) -> None:
         self.engine = engine
         self.prompt = list(prompt)
         self.choices: dict[tuple[int, ...], dict[int, float]] = {}
         self.states: dict[tuple[int, ...], np.ndarray] = {}  # hidden states at letter choices
+        self.layers: dict[tuple[int, ...], np.ndarray] = {}  # captured layers at letter choices
         self.want_hidden = hidden
+        self.marks = [] if mark is None else [mark]  # read in the first decode only
+        self.marked: np.ndarray | None = None
         self.n_decodes = 0
+
+    def _evaluate(self, tokens: list[int], rows: list[int]) -> list[Output]:
+        evaluation = self.engine.evaluate(tokens, rows, marks=self.marks)
+        if self.marks:
+            self.marked = evaluation.marked.get(self.marks[0])
+            self.marks = []
+        self.n_decodes += 1
+        return evaluation.outputs
 
     def speculate(self, trie: ResponseTrie, guess: Sequence[int]) -> None:
         """Evaluate the question and the guessed response in one decode, reading the logits
         at every choice point on the guess (up to the letter's)."""
         choices = trie._choices(guess)  # every schema has at least the letter to choose
         rows = [len(self.prompt) + len(prefix) - 1 for prefix, _ in choices]
-        outputs = self.engine.outputs_after(self.prompt + list(choices[-1][0]), rows)
-        self.n_decodes += 1
+        outputs = self._evaluate(self.prompt + list(choices[-1][0]), rows)
         for (prefix, node), output in zip(choices, outputs, strict=True):
             self._remember(prefix, node, output)
 
     def distribution(self, prefix: tuple[int, ...], node: _Node) -> dict[int, float]:
         if prefix not in self.choices:
             sequence = self.prompt + list(prefix)
-            (output,) = self.engine.outputs_after(sequence, [len(sequence) - 1])
-            self.n_decodes += 1
+            (output,) = self._evaluate(sequence, [len(sequence) - 1])
             self._remember(prefix, node, output)
         return self.choices[prefix]
 
@@ -148,6 +167,8 @@ class _Walk:
         tokens = list(node.children)
         probs = restricted_softmax(output.logits, tokens).tolist()
         self.choices[prefix] = dict(zip(tokens, probs, strict=True))
+        if _reads_letter(node) and output.layers is not None:
+            self.layers[prefix] = output.layers
         if self.want_hidden and _reads_letter(node):
             if output.hidden is None:
                 raise EngineError("this engine does not capture hidden states (capture_hidden)")
@@ -215,14 +236,16 @@ def decode_fast(
     hidden: bool = False,
     pick: Pick | None = None,
     guess: str | None = None,
+    question_end: int | None = None,
 ) -> EdgeResult:
     """The greedy walk (or ``pick``'s, e.g. :func:`tempered_pick`) and the distributions.
 
     With ``guess`` (a bucket), the question and the response with that bucket are evaluated in
     one decode first, with logits at each choice point on the way; the walk then decodes again
-    only from the first choice where it leaves the guess.
+    only from the first choice where it leaves the guess. ``question_end``: the prompt's index
+    of the user message's last token, where the engine's captured layers are read too.
     """
-    walk = _Walk(engine, prompt, hidden=hidden)
+    walk = _Walk(engine, prompt, hidden=hidden, mark=question_end)
     if guess is not None:
         walk.speculate(trie, trie.paths[guess, trie.schema.letters[0]])
     tokens, path = walk.greedy(trie.root, pick)
@@ -243,7 +266,18 @@ def decode_fast(
         hidden=walk.states.get(letter_prefix) if letter_prefix is not None else None,
         guess_hit=None if guess is None else bucket == guess,
         decodes=walk.n_decodes,
+        layers=_layers(walk, letter_prefix),
     )
+
+
+def _layers(walk: _Walk, letter_prefix: tuple[int, ...] | None) -> dict[str, np.ndarray] | None:
+    letter = walk.layers.get(letter_prefix) if letter_prefix is not None else None
+    if letter is None:
+        return None
+    layers = {LETTER: letter}
+    if walk.marked is not None:
+        layers[QUESTION] = walk.marked
+    return layers
 
 
 def decode_generate(

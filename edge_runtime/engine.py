@@ -9,7 +9,6 @@ evaluated once), and logits are read only where a caller asks for them.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -17,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.capture import FINAL_STATE, StateCapture
+from edge_runtime.capture import FINAL_STATE, RowPlan, StateCapture, layer_name
 from edge_runtime.fork_plan import ForkPlan, common_prefix, fork_plan
 from edge_runtime.llama import EngineError, Sampler, Weights, llama, route_llama_logs_to_logging
+from edge_runtime.vocabulary import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +37,9 @@ class EngineSettings:
     # Copy the final hidden state (llama.cpp's ``result_norm``) of every output row as the graph
     # runs (edge_runtime.capture): what a calibrator reads. Installed at context creation only.
     capture_hidden: bool = False
+    # Also copy these layers' outputs (``l_out-<layer>``, the residual stream) at every output
+    # row and at the positions a caller marks (``evaluate``): what a layer probe reads.
+    capture_layers: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,9 +48,20 @@ class Output:
 
     logits: np.ndarray
     hidden: np.ndarray | None
+    layers: np.ndarray | None = None  # (len(capture_layers), n_embd) float32, when captured
 
 
-class LlamaEngine:
+@dataclass(frozen=True)
+class Evaluation:
+    """What :meth:`LlamaEngine.evaluate` read: an :class:`Output` per row asked for, and the
+    captured layers at each marked position (NaN where a layer has no row there: the last
+    layer is computed for output rows only)."""
+
+    outputs: list[Output]
+    marked: dict[int, np.ndarray]
+
+
+class LlamaEngine(Vocabulary):
     """A loaded GGUF with one context whose KV cache holds a single token sequence."""
 
     def __init__(
@@ -72,8 +86,10 @@ class LlamaEngine:
         # Hidden states are read per token (see logits_and_hidden_after), never pooled.
         ctx_params.pooling_type = llama_cpp.LLAMA_POOLING_TYPE_NONE
         self._capture: StateCapture | None = None
-        if settings.capture_hidden:
-            self._capture = StateCapture((FINAL_STATE,))
+        self._layer_names = tuple(layer_name(il) for il in settings.capture_layers)
+        if settings.capture_hidden or settings.capture_layers:
+            names = ((FINAL_STATE,) if settings.capture_hidden else ()) + self._layer_names
+            self._capture = StateCapture(names)
             self._capture.install(ctx_params)  # referenced by the engine for the context's life
         self._ctx = llama_cpp.llama_init_from_model(self._model, ctx_params)
         if not self._ctx:
@@ -87,62 +103,13 @@ class LlamaEngine:
         self.eos = llama_cpp.llama_vocab_eos(self._vocab)
         self.add_bos = bool(llama_cpp.llama_vocab_get_add_bos(self._vocab))  # the model wants BOS
         self.n_embd = llama_cpp.llama_model_n_embd(self._model)
+        self.n_layer = llama_cpp.llama_model_n_layer(self._model)
+        if any(not 0 <= il < self.n_layer for il in settings.capture_layers):
+            self.close()
+            raise EngineError(f"capture_layers must be layers 0..{self.n_layer - 1} of this model")
         self._batch = llama_cpp.llama_batch_init(settings.n_batch, 0, settings.n_seq_max)
         self._cached: list[int] = []  # the tokens whose KV state the context holds
         self.n_decoded = 0  # tokens evaluated since load (for benchmarks)
-
-    # -- vocabulary ---------------------------------------------------------------------------
-    def tokenize(self, text: str, *, special: bool = True) -> list[int]:
-        """Token ids of ``text`` without BOS; ``special`` parses <start_of_turn> and friends."""
-        llama_cpp = llama()
-        data = text.encode("utf-8")
-        capacity = len(data) + 8
-        buffer = (llama_cpp.llama_token * capacity)()
-        n = llama_cpp.llama_tokenize(self._vocab, data, len(data), buffer, capacity, False, special)
-        if n < 0:
-            raise EngineError(f"tokenizer needed {-n} slots for {len(data)} bytes")
-        return list(buffer[:n])
-
-    def piece(self, token: int) -> bytes:
-        llama_cpp = llama()
-        buffer = ctypes.create_string_buffer(64)
-        n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, 64, 0, True)
-        if n < 0:
-            buffer = ctypes.create_string_buffer(-n)
-            n = llama_cpp.llama_token_to_piece(self._vocab, token, buffer, -n, 0, True)
-        return buffer.raw[:n]
-
-    def detokenize(self, tokens: Sequence[int]) -> str:
-        return b"".join(self.piece(t) for t in tokens).decode("utf-8", errors="replace")
-
-    def is_end_of_generation(self, token: int) -> bool:
-        return bool(llama().llama_vocab_is_eog(self._vocab, token))
-
-    def metadata(self, key: str) -> str | None:
-        """One GGUF metadata value as llama.cpp read it (None when absent)."""
-        llama_cpp = llama()
-        size = 256
-        while True:
-            buffer = ctypes.create_string_buffer(size)
-            n = llama_cpp.llama_model_meta_val_str(self._model, key.encode(), buffer, size)
-            if n < 0:
-                return None
-            if n < size:
-                return buffer.value.decode("utf-8", errors="replace")
-            size = n + 1
-
-    def token_text(self, token: int) -> str:
-        """A token's text as the vocabulary spells it (control tokens included), '' if none."""
-        if token < 0:
-            return ""
-        raw = llama().llama_vocab_get_text(self._vocab, token)
-        return raw.decode("utf-8", errors="replace") if raw else ""
-
-    def chat_template(self) -> str | None:
-        """The file's own chat template (``tokenizer.chat_template``), None when it has none.
-        The prompt is built from it by ``edge_runtime.prompt.chat_format_for_engine``."""
-        template = llama().llama_model_chat_template(self._model, None)
-        return template.decode("utf-8") if template else None
 
     # -- evaluation ---------------------------------------------------------------------------
     def reset(self) -> None:
@@ -165,19 +132,35 @@ class LlamaEngine:
         outputs at ``rows`` (indices into ``tokens``, ascending): row ``r``'s logits are for the
         token after ``tokens[:r + 1]``; its hidden state comes with it when the engine
         captures it. The cache is reused only up to the first row."""
+        return self.evaluate(tokens, rows).outputs
+
+    def evaluate(
+        self, tokens: Sequence[int], rows: Sequence[int], *, marks: Sequence[int] = ()
+    ) -> Evaluation:
+        """:meth:`outputs_after`, plus the captured layers at the ``marks`` (indices into
+        ``tokens``): positions evaluated without becoming outputs, so the decode is the one
+        without marks. The cache is reused only up to the first row or mark."""
         ascending = bool(rows) and list(rows) == sorted(set(rows))
         if not ascending or not 0 <= rows[0] <= rows[-1] < len(tokens):
             raise EngineError(f"rows {list(rows)} are not ascending positions of the tokens")
-        keep = self._prepare(tokens, last=rows[0])
-        wanted = [r - keep for r in rows]
+        if any(not 0 <= m < len(tokens) for m in marks):
+            raise EngineError(f"marks {list(marks)} are not positions of the tokens")
+        keep = self._prepare(tokens, last=min([rows[0], *marks]))
+        marks = [m - keep for m in marks]
         outputs: list[Output] = []
-        for chunk in self._decode(tokens[keep:], outputs=wanted):
+        marked: dict[int, np.ndarray] = {}
+        for start, chunk in self._decode(
+            tokens[keep:], outputs=[r - keep for r in rows], marks=marks
+        ):
             hidden = self._take_hidden(len(chunk))
+            layers = self._take_layers()
             for j, i in enumerate(chunk):
-                outputs.append(
-                    Output(self._logits_row(i).copy(), None if hidden is None else hidden[j])
-                )
-        return outputs
+                state = None if hidden is None else hidden[j]
+                outputs.append(Output(self._logits_row(i).copy(), state, layers.get(i)))
+            for m in marks:
+                if m - start in layers:
+                    marked[m + keep] = layers[m - start]
+        return Evaluation(outputs, marked)
 
     @property
     def n_threads(self) -> int:
@@ -192,7 +175,11 @@ class LlamaEngine:
 
     @property
     def captures_hidden(self) -> bool:
-        return self._capture is not None
+        return self._capture is not None and FINAL_STATE in self._capture.names
+
+    @property
+    def captures_layers(self) -> tuple[int, ...]:
+        return self.settings.capture_layers
 
     def logits_and_hidden_after(self, tokens: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """Like :meth:`logits_after`, plus the final hidden state at the last token (copies),
@@ -225,7 +212,7 @@ class LlamaEngine:
         """
         self.reset()
         rows: list[np.ndarray] = []
-        for chunk in self._decode(tokens, outputs=range(len(tokens))):
+        for _, chunk in self._decode(tokens, outputs=range(len(tokens))):
             rows.extend(self._logits_row(i).copy() for i in chunk)
         return np.stack(rows)
 
@@ -312,10 +299,13 @@ class LlamaEngine:
         self._truncate(keep)
         return keep
 
-    def _decode(self, tokens: Sequence[int], *, outputs: Collection[int]) -> Iterator[list[int]]:
+    def _decode(
+        self, tokens: Sequence[int], *, outputs: Collection[int], marks: Collection[int] = ()
+    ) -> Iterator[tuple[int, list[int]]]:
         """Evaluate ``tokens`` after the cache, chunk by chunk, computing logits at the positions
-        in ``outputs``. After each chunk's decode, yields the batch indices of that chunk's
-        outputs (ascending): index i's logits are ``_logits_row(i)`` until the next decode."""
+        in ``outputs`` (and capturing the layers there and at ``marks``). After each chunk's
+        decode, yields the chunk's start in ``tokens`` and the batch indices of its outputs
+        (ascending): index i's logits are ``_logits_row(i)`` until the next decode."""
         llama_cpp = llama()
         batch, size = self._batch, self.settings.n_batch
         if any(not 0 <= t < self.n_vocab for t in tokens):
@@ -334,23 +324,35 @@ class LlamaEngine:
                 batch.logits[i] = start + i in wanted
             if self._capture is not None:
                 self._capture.clear()
+                read = sorted({*rows, *(m - start for m in marks if 0 <= m - start < len(chunk))})
+                self._capture.plan(RowPlan(len(chunk), tuple(rows), tuple(read)))
             status = llama_cpp.llama_decode(self._ctx, batch)
             if status != 0:
                 self.reset()
                 raise EngineError(f"llama_decode failed with status {status}")
             self._cached.extend(chunk)
             self.n_decoded += len(chunk)
-            yield rows
+            yield start, rows
+
+    def _take_layers(self) -> dict[int, np.ndarray]:
+        """The last decode's captured layers by batch index: (len(capture_layers), n_embd),
+        NaN where a layer has no row (the last layer off the output rows)."""
+        if self._capture is None or not self._layer_names:
+            return {}
+        taken = [self._capture.take_rows(name) for name in self._layer_names]
+        indices = sorted({i for rows in taken for i in rows})
+        blank = np.full(self.n_embd, np.nan, dtype=np.float32)
+        return {i: np.stack([rows.get(i, blank) for rows in taken]) for i in indices}
 
     def _take_hidden(self, n_rows: int) -> np.ndarray | None:
-        """The last decode's captured final hidden states, one per output row (None without
-        the capture or without outputs)."""
-        if self._capture is None:
+        """The last decode's captured final hidden states, one per output row in batch order
+        (None without the capture or without outputs)."""
+        if self._capture is None or FINAL_STATE not in self._capture.names:
             return None
-        hidden = self._capture.take(FINAL_STATE)
-        if n_rows and getattr(hidden, "shape", None) != (n_rows, self.n_embd):
+        picked = self._capture.take_rows(FINAL_STATE)
+        if len(picked) != n_rows:
             raise EngineError(f"captured no hidden state for each of the {n_rows} outputs")
-        return hidden
+        return np.stack([picked[i] for i in sorted(picked)]) if picked else None
 
     def _logits_row(self, i: int) -> np.ndarray:  # a view, valid until the next decode
         pointer = llama().llama_get_logits_ith(self._ctx, i)

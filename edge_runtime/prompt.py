@@ -127,3 +127,7 @@ class PromptTokens:
     def __call__(self, question: Question) -> list[int]:
         user = self._engine.tokenize(user_message(question), special=False)
         return self.prefix + user + self._turn_end
+
+    def question_end(self, prompt: list[int]) -> int:
+        """The index of the user message's last token in a prompt built by this object."""
+        return len(prompt) - len(self._turn_end) - 1

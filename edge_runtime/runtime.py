@@ -289,6 +289,9 @@ class EdgeRuntime:
                     hidden=hidden,
                     pick=pick,
                     guess=self.guess,
+                    question_end=(
+                        self._prompt.question_end(prompt) if self.engine.captures_layers else None
+                    ),
                 )
             else:
                 grammar = schema.grammar() if mode is Mode.GRAMMAR else None
