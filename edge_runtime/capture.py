@@ -192,7 +192,6 @@ class StateCapture:
         if not names:
             raise ValueError("a StateCapture needs at least one tensor name")
         self.names = tuple(names)
-        self._rows: dict[str, list[np.ndarray]] = {name: [] for name in self.names}
         self._picked: dict[str, dict[int, np.ndarray]] = {name: {} for name in self.names}
         self._plan: RowPlan | None = None  # None: copy every row
         self._failure: tuple[str, BaseException] | None = None  # the node's name, the error
@@ -207,21 +206,8 @@ class StateCapture:
         ctx_params.cb_eval = self._callback
         ctx_params.cb_eval_user_data = ctypes.c_void_p()  # NULL: the closure holds the state
 
-    def take(self, name: str) -> np.ndarray | None:
-        """The rows of ``name`` captured since the last take, float32 (n_rows, width), in
-        evaluation order (every graph a decode ran: one per ubatch), and forget them; None when
-        none were. Raises :class:`CaptureError` if the callback failed since the last take."""
-        if name not in self._rows:
-            raise ValueError(f"{name!r} is not captured (the names are {', '.join(self.names)})")
-        self._raise_failure()
-        parts, self._rows[name] = self._rows[name], []
-        if not parts:
-            return None
-        return parts[0] if len(parts) == 1 else np.concatenate(parts)
-
     def plan(self, plan: RowPlan | None) -> None:
-        """Copy only ``plan``'s rows of the graphs to come (read with :meth:`take_rows`);
-        None: every row (read with :meth:`take`)."""
+        """Copy only ``plan``'s rows of the graphs to come; None: every row (by row index)."""
         self._plan = plan
 
     def take_rows(self, name: str) -> dict[int, np.ndarray]:
@@ -235,8 +221,6 @@ class StateCapture:
 
     def clear(self) -> None:
         """Forget every captured row and any failure."""
-        for parts in self._rows.values():
-            parts.clear()
         for picked in self._picked.values():
             picked.clear()
         self._failure = None
@@ -256,7 +240,7 @@ class StateCapture:
         # node) in the next graph.
         wanted = frozenset(name.encode() for name in self.names)
         get_name = _ggml().ggml_get_name
-        rows, picked = self._rows, self._picked
+        picked = self._picked
 
         def on_node(tensor: int, ask: bool, user_data: int | None) -> bool:
             raw = b"?"
@@ -265,12 +249,10 @@ class StateCapture:
                 if ask:
                     return raw in wanted
                 name = raw.decode()
-                if self._plan is not None:
+                if self._plan is None:
+                    picked[name].update(enumerate(copy_rows(tensor, name)))
+                else:
                     picked[name].update(copy_planned(tensor, name, self._plan))
-                    return True
-                part = copy_rows(tensor, name)
-                if len(part):  # a decode without outputs has a result_norm of no rows
-                    rows[name].append(part)
             except BaseException as error:  # noqa: BLE001 - nothing may unwind into C
                 if self._failure is None:
                     self._failure = (raw.decode(errors="replace"), error)  # take() raises it

@@ -35,7 +35,13 @@ class Pair:
 
     def take(self) -> np.ndarray | None:
         assert self.captured._capture is not None
-        return self.captured._capture.take(FINAL_STATE)
+        return stacked(self.captured._capture, FINAL_STATE)
+
+
+def stacked(capture: StateCapture, name: str) -> np.ndarray | None:
+    """The rows of ``name`` captured since the last take, in batch order (None: none)."""
+    rows = capture.take_rows(name)
+    return np.stack([rows[i] for i in sorted(rows)]) if rows else None
 
 
 @pytest.fixture(scope="module", params=["runtime", "smollm2_runtime"])
@@ -119,7 +125,7 @@ def test_each_captured_row_is_what_the_lm_head_read(pair: Pair) -> None:
 def test_a_python_error_in_the_callback_surfaces_from_take(
     pair: Pair, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(tensor: int, name: str) -> np.ndarray:
+    def broken(tensor: int, name: str, plan: capture.RowPlan) -> dict[int, np.ndarray]:
         raise ZeroDivisionError("a bug in the copy")
 
     tokens = pair.prompt[:MANY]
@@ -127,7 +133,7 @@ def test_a_python_error_in_the_callback_surfaces_from_take(
     plain = pair.plain.logits_after(tokens).copy()
     pair.captured.reset()
     with monkeypatch.context() as patch:
-        patch.setattr(capture, "copy_rows", broken)
+        patch.setattr(capture, "copy_planned", broken)
         logits = pair.captured.logits_after(tokens).copy()
     assert np.array_equal(logits, plain)  # the graph went on after the failed copy
     with pytest.raises(CaptureError, match="result_norm.*a bug in the copy") as caught:
@@ -148,7 +154,7 @@ def test_a_tensor_that_is_not_f32_is_refused(pair: Pair, monkeypatch: pytest.Mon
         assert np.array_equal(engine.logits_after(tokens), pair.plain.logits_after(tokens))
         assert engine._capture is not None
         with pytest.raises(CaptureError, match="f16, and only f32") as caught:
-            engine._capture.take(FINAL_STATE)
+            stacked(engine._capture, FINAL_STATE)
         assert caught.value.name == KV_WRITE
     finally:
         engine.close()
@@ -161,10 +167,38 @@ def test_a_name_the_graph_never_has_yields_none(
     try:
         engine.logits_after(pair.prompt[:MANY])
         assert engine._capture is not None
-        assert engine._capture.take("no-such-tensor") is None
-        state = engine._capture.take(FINAL_STATE)
+        assert stacked(engine._capture, "no-such-tensor") is None
+        state = stacked(engine._capture, FINAL_STATE)
         assert state is not None and state.shape == (1, engine.n_embd)
         with pytest.raises(ValueError, match="not captured"):
-            engine._capture.take("l_out-0")
+            engine._capture.take_rows("l_out-0")
     finally:
         engine.close()
+
+
+def test_layers_are_read_at_marks_in_any_batch_without_changing_the_logits(pair: Pair) -> None:
+    every = tuple(range(pair.plain.n_layer))
+    layered = LlamaEngine(pair.runtime.model.file.path, replace(SETTINGS, capture_layers=every))
+    try:
+        prompt, last = pair.prompt, len(pair.prompt) - 1
+        # a mark in each batch (SmolLM2's prompt spans three of 256 tokens), and the question's end
+        marks = sorted({5, min(300, last - 1), min(600, last - 2), last - 3})
+        pair.plain.reset()
+        (plain,) = pair.plain.outputs_after(prompt, [last])
+        layered.reset()
+        read = layered.evaluate(prompt, [last], marks=marks)
+        assert np.array_equal(read.outputs[0].logits, plain.logits)  # marks are no outputs
+        assert set(read.marked) == set(marks)
+        # the same positions as outputs: the layers before the last are the same numbers
+        layered.reset()
+        as_outputs = layered.evaluate(prompt, [*marks, last])
+        for mark, output in zip(marks, as_outputs.outputs, strict=False):
+            assert output.layers is not None and output.layers.shape == (len(every), layered.n_embd)
+            assert np.array_equal(read.marked[mark][:-1], output.layers[:-1]), mark
+            assert np.all(np.isnan(read.marked[mark][-1]))  # computed for output rows only
+            assert np.all(np.isfinite(output.layers))
+        # rows are told apart: each mark's state differs from every other mark's
+        states = [read.marked[m][len(every) // 2] for m in marks]
+        assert len({s.tobytes() for s in states}) == len(marks)
+    finally:
+        layered.close()

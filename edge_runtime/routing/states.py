@@ -23,6 +23,7 @@ import os
 import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -107,7 +108,7 @@ class StateStore:
         self.directory.mkdir(parents=True, exist_ok=True)
         taken = [int(m.group(1)) for p in self.chunks() if (m := CHUNK.fullmatch(p.name))]
         path = self.directory / f"chunk-{max(taken, default=-1) + 1:05d}.npz"
-        arrays: dict[str, np.ndarray] = {}
+        arrays: dict[str, Any] = {}
         for position in POSITIONS:
             rows = np.stack([layers[position] for _, layers in self._pending])
             arrays[position], arrays[f"{position}_exp"] = to_half(rows)
