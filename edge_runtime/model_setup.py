@@ -6,7 +6,8 @@ from pathlib import Path
 
 from edge_runtime.catalog import by_sha256
 from edge_runtime.config import GUESS_AUTO, NO_CALIBRATOR, NO_GUESS, RuntimeConfig
-from edge_runtime.errors import CalibratorNotFoundError, ConfigError
+from edge_runtime.errors import CalibratorFormatError, CalibratorNotFoundError, ConfigError
+from edge_runtime.gguf_check import GGUFInfo
 from edge_runtime.models import ModelFile
 from edge_runtime.routing.calibrator import Calibrator, calibrator_path, shipped_calibrator
 from edge_runtime.routing.rule import Signal
@@ -14,7 +15,9 @@ from edge_runtime.routing.rule import Signal
 DEFAULT_GUESS = "0.75"  # see guess_bucket
 
 
-def load_calibrator(config: RuntimeConfig, file: ModelFile, home: Path) -> Calibrator | None:
+def load_calibrator(
+    config: RuntimeConfig, file: ModelFile, home: Path, info: GGUFInfo | None = None
+) -> Calibrator | None:
     """The model's calibrator: ``config.calibrator`` (a path, or 'none'), else the cache's (the
     user's own fit), else, when the signal is ``calibrated``, the one the package ships for a
     named model (only then: it reads the hidden state, which costs a little on every pass).
@@ -43,7 +46,23 @@ def load_calibrator(config: RuntimeConfig, file: ModelFile, home: Path) -> Calib
         raise CalibratorNotFoundError(
             file.sha256, str(calibrator_path(home, file.sha256)), reference
         )
+    if calibrator is not None and info is not None:
+        check_shape(
+            calibrator, info, source=config.calibrator or "the calibrator", reference=reference
+        )
     return calibrator
+
+
+def check_shape(calibrator: Calibrator, info: GGUFInfo, *, source: str, reference: str) -> None:
+    """Refuse a calibrator that reads states this model does not have (width, layers)."""
+    width = info.metadata.get(f"{info.architecture}.embedding_length")
+    if isinstance(width, int):
+        calibrator.check_hidden_size(width, source=source, model_reference=reference)
+    blocks = info.metadata.get(f"{info.architecture}.block_count")
+    if isinstance(blocks, int) and calibrator.layers and max(calibrator.layers) >= blocks:
+        raise CalibratorFormatError(
+            source, f"it reads layer {max(calibrator.layers)}, this model has {blocks}", reference
+        )
 
 
 def guess_bucket(setting: str, model_sha256: str) -> str | None:

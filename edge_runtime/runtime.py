@@ -115,20 +115,13 @@ class EdgeRuntime:
     ) -> EdgeRuntime:
         """Resolve, check and load the model and its calibrator, then evaluate the shared
         system prompt once. ``capture_hidden`` (default: when the calibrator reads the hidden
-        state) installs the hidden-state capture, which fast passes with ``hidden`` need."""
+        state) installs the hidden-state capture, which fast passes with ``hidden`` need; the
+        layers a version-3 calibrator reads are captured too."""
         config = config or RuntimeConfig.from_env()
         home = home or foggen_home()
         file = resolve_model(config.model, home=home)
         info = inspect_gguf(file.path)
-        calibrator = load_calibrator(config, file, home)
-        if calibrator is not None:
-            width = info.metadata.get(f"{info.architecture}.embedding_length")
-            if isinstance(width, int):
-                calibrator.check_hidden_size(
-                    width,
-                    source=config.calibrator or "the calibrator",
-                    model_reference=file.reference,
-                )
+        calibrator = load_calibrator(config, file, home, info)
         engine = LlamaEngine(
             file.path,
             EngineSettings(
@@ -141,6 +134,7 @@ class EdgeRuntime:
                     if capture_hidden is None
                     else capture_hidden
                 ),
+                capture_layers=() if calibrator is None else calibrator.layers,
             ),
         )
         try:
@@ -307,10 +301,16 @@ class EdgeRuntime:
             return None
         if self.calibrator.needs_hidden and result.hidden is None:
             return None
+        states = None
+        if self.calibrator.probe is not None:
+            if result.layers is None:
+                return None
+            states = self.calibrator.probe.gather(result.layers, self.engine.captures_layers)
         n_tokens = result.n_prompt_tokens
         if n_tokens is None:
             n_tokens = len(self.prompt_tokens(question))
-        return self.calibrator.p_correct(features(result, question, n_tokens), result.hidden)
+        x = features(result, question, n_tokens)
+        return self.calibrator.p_correct(x, result.hidden, states)
 
     def response_trie(self, schema: AnswerSchema) -> ResponseTrie:
         """The valid responses of ``schema`` as token ids (built once per number of options)."""

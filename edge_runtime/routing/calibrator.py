@@ -14,8 +14,13 @@ Version 2 adds the model's final hidden state where the letter is read (see
 ``edge_runtime.decoding``): ``"hidden": {"size": d, "position": "letter", "weights": [d]}``.
 Its standardisation and projection (PCA, fitted on calib by ``edge_runtime.routing.fit_hidden``)
 are linear, so they are folded into those ``d`` weights on the raw hidden state and the bias:
-p = sigmoid(w . (x - mean) / std + u . h + b). Version 1 files keep loading. Applying either
-needs numpy only.
+p = sigmoid(w . (x - mean) / std + u . h + b).
+
+Version 3 reads the middle of the model instead: ``"probe": {...}`` (see
+``edge_runtime.routing.probe``: chosen layers at chosen positions, linear or a small MLP), and
+``"domain_fallback": "mean"``: a question without a known domain gets the training mean of the
+domain features (a standardised 0) instead of all zeros. Versions 1 and 2 keep loading.
+Applying any of them needs numpy only.
 """
 
 from __future__ import annotations
@@ -39,12 +44,14 @@ from edge_runtime.errors import (
 )
 from edge_runtime.mcq import DOMAINS  # a domain outside these gets all-zero domain features
 from edge_runtime.question import Question
+from edge_runtime.routing.probe import Probe
 from edge_runtime.schema import BUCKETS
 
 FORMAT = "foggen-calibrator"
 VERSION = 1  # features of the output distributions only
 HIDDEN_VERSION = 2  # ... and the hidden state where the letter is read
-VERSIONS = (VERSION, HIDDEN_VERSION)
+PROBE_VERSION = 3  # ... or a probe of chosen layers at chosen positions
+VERSIONS = (VERSION, HIDDEN_VERSION, PROBE_VERSION)
 HIDDEN_POSITION = "letter"  # the token before the letter, whose logits choose it
 CALIBRATORS_DIR = "calibrators"
 FEATURE_NAMES: tuple[str, ...] = (
@@ -117,8 +124,12 @@ class Calibrator:
     std: Vector
     fit: Mapping[str, Any] = field(default_factory=dict)
     hidden_weights: Vector | None = None  # version 2: weights on the raw hidden state
+    probe: Probe | None = None  # version 3: a probe of chosen layers
+    domain_fallback: bool = False  # version 3: an unknown domain reads as the mean domain
 
     def __post_init__(self) -> None:
+        if self.probe is not None and self.hidden_weights is not None:
+            raise ValueError("a calibrator reads the final hidden state or a probe, not both")
         n = len(self.feature_names)
         for name in ("weights", "mean", "std"):
             array = getattr(self, name)
@@ -135,18 +146,38 @@ class Calibrator:
         return self.hidden_weights is not None
 
     @property
+    def layers(self) -> tuple[int, ...]:
+        """The layers whose outputs the engine must capture for this calibrator."""
+        return () if self.probe is None else self.probe.layers
+
+    @property
     def version(self) -> int:
         """The format version this calibrator is written in (and which signal it reads)."""
+        if self.probe is not None:
+            return PROBE_VERSION
         return HIDDEN_VERSION if self.needs_hidden else VERSION
 
     @property
     def hidden_size(self) -> int | None:
+        if self.probe is not None:
+            return self.probe.width
         return None if self.hidden_weights is None else len(self.hidden_weights)
 
-    def predict(self, rows: Vector, hidden: Vector | None = None) -> Vector:
-        """p_correct of each row of a (n, features) matrix (and (n, d) hidden states)."""
+    def predict(
+        self, rows: Vector, hidden: Vector | None = None, states: list[Vector] | None = None
+    ) -> Vector:
+        """p_correct of each row of a (n, features) matrix (and (n, d) hidden states, or one
+        (n, width) array per probe read)."""
         z = (np.atleast_2d(rows) - self.mean) / self.std
+        if self.domain_fallback:
+            domains = np.array([n.startswith("domain_") for n in self.feature_names])
+            unknown = ~np.atleast_2d(rows)[:, domains].any(axis=1)
+            z[np.ix_(unknown, domains)] = 0.0
         logit = z @ self.weights + self.bias
+        if self.probe is not None:
+            if states is None:
+                raise ValueError("this calibrator reads layer states: pass them")
+            logit = logit + self.probe.logit(states)
         if self.hidden_weights is not None:
             if hidden is None:
                 raise ValueError("this calibrator reads the hidden state: pass it")
@@ -155,8 +186,10 @@ class Calibrator:
             )
         return sigmoid(logit)
 
-    def p_correct(self, x: Vector, hidden: Vector | None = None) -> float:
-        return float(self.predict(x, hidden)[0])
+    def p_correct(
+        self, x: Vector, hidden: Vector | None = None, states: list[Vector] | None = None
+    ) -> float:
+        return float(self.predict(x, hidden, states)[0])
 
     def check_hidden_size(
         self, size: int, *, source: str = "the calibrator", model_reference: str | None = None
@@ -188,6 +221,10 @@ class Calibrator:
                 "position": HIDDEN_POSITION,
                 "weights": self.hidden_weights.tolist(),
             }
+        if self.probe is not None:
+            data["probe"] = self.probe.to_dict()
+        if self.domain_fallback:
+            data["domain_fallback"] = "mean"
         data["fit"] = dict(self.fit)
         return data
 
@@ -223,6 +260,8 @@ class Calibrator:
                 std=np.asarray(data["std"], dtype=np.float64),
                 fit=dict(data.get("fit") or {}),
                 hidden_weights=_hidden_weights(data) if version == HIDDEN_VERSION else None,
+                probe=Probe.from_dict(data["probe"]) if version == PROBE_VERSION else None,
+                domain_fallback=data.get("domain_fallback") == "mean",
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise refuse(f"bad or missing field ({exc})") from exc

@@ -1,0 +1,118 @@
+"""python -m benchmarks.probes [--model NAME] [--splits train,calib] [--ship]
+
+Reads a label run's passes (``make labels``), sweeps layers x positions, pairs and triples of
+the best reads and a small MLP by 5-fold cross-validation, adds the baselines, the learning
+curve and a shuffled-label null, then fits the setting with the best out-of-fold AUROC on every
+labelled question as a version-3 calibrator. Writes ``reports/probes/<model>.json`` and the
+calibrator beside it; ``--ship`` also puts the calibrator in the package for the named model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from benchmarks.probes.data import load_label_run
+from benchmarks.probes.sweep import (
+    baselines,
+    combinations,
+    layer_sweep,
+    learning_curve,
+    shuffled_null,
+    top_reads,
+)
+from benchmarks.report import machine, write_json
+from edge_runtime.catalog import EMBEDDED_NAME
+from edge_runtime.config import RuntimeConfig
+from edge_runtime.provenance import git_commit
+from edge_runtime.routing.calibrator import shipped_path
+from edge_runtime.routing.fit_probe import Setting, fit_setting, to_calibrator
+from edge_runtime.runtime import EdgeRuntime
+
+REPORTS = Path("reports/probes")
+
+
+def say(message: str) -> None:
+    print(f"probes: {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=EMBEDDED_NAME)
+    parser.add_argument("--splits", default="train,calib", help="calib only for chain:N")
+    parser.add_argument("--layers", default=None, help="sweep only these layers (e.g. 4,8,12)")
+    parser.add_argument("--ship", action="store_true", help="ship the calibrator in the package")
+    parser.add_argument("--out", type=Path, default=REPORTS)
+    args = parser.parse_args(argv)
+    config = replace(RuntimeConfig.from_env(), model=args.model, calibrator="none")
+    with EdgeRuntime.load(config, capture_hidden=False) as runtime:
+        run = load_label_run(runtime, args.splits.split(","))
+        file = runtime.model.file
+    if args.layers:
+        keep = {int(x) for x in args.layers.split(",")}
+        run = replace(
+            run,
+            data=replace(
+                run.data, states={r: s for r, s in run.data.states.items() if r.layer in keep}
+            ),
+        )
+    n, right = len(run.data.y), int(run.data.y.sum())
+    say(f"{n} labelled passes, {right} right, {len(run.data.states)} reads")
+    report: dict[str, Any] = {
+        "format": "foggen-probes",
+        "version": 1,
+        "model": file.reference,
+        "model_sha256": file.sha256,
+        "splits": args.splits,
+        "n": len(run.data.y),
+        "n_correct": int(run.data.y.sum()),
+        "baselines": baselines(run),
+    }
+    say(f"baselines: {report['baselines']}")
+    sweep = layer_sweep(run, say)
+    report["layer_sweep"] = sweep
+    combos = combinations(run, sweep, say)
+    single = top_reads(sweep, 1)[0]
+    best_single = next(
+        r for r in sweep if (r["layer"], r["position"]) == (single.layer, single.position)
+    )
+    candidates = [(Setting((single,), k=64, l2=best_single["l2"]), best_single["auroc"])] + [
+        (c["_setting"], c["auroc"]) for c in combos
+    ]
+    chosen, chosen_auroc = max(candidates, key=lambda c: (c[1], -len(c[0].reads)))
+    report["combinations"] = [{k: v for k, v in c.items() if k != "_setting"} for c in combos]
+    report["learning_curve"] = learning_curve(run, sweep, say)
+    report["null"] = shuffled_null(run, chosen)
+    report["chosen"] = {"setting": chosen.label(), "cv_auroc": chosen_auroc}
+    fitted = fit_setting(run.data, chosen)
+    calibrator = to_calibrator(
+        fitted,
+        model_sha256=file.sha256,
+        fit={
+            "signal": "probe",
+            "setting": chosen.label(),
+            "n": len(run.data.y),
+            "n_correct": int(run.data.y.sum()),
+            "split": args.splits,
+            "auroc": chosen_auroc,
+            "model": file.reference,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "git_commit": git_commit(),
+        },
+    )
+    name = file.reference.replace(":", "-").replace("/", "-")
+    report["machine"] = machine()
+    write_json(args.out / f"{name}.json", report)
+    calibrator.save(args.out / f"{name}-calibrator.json")
+    if args.ship:
+        calibrator.save(shipped_path(file.sha256))
+    say(f"chosen {chosen.label()} (CV AUROC {chosen_auroc:.3f}); wrote {args.out / name}.json")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

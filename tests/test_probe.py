@@ -1,0 +1,139 @@
+"""Calibrator version 3: a probe of chosen layers, fitted on a real label run, folded exactly,
+round-tripped through its file, refused for another model, and applied by the runtime and by
+`foggen ask` to the layers the same pass captured."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks.labels import labelled_questions, run
+from benchmarks.probes.data import LabelRun, load_label_run
+from edge_runtime.config import Mode, RuntimeConfig
+from edge_runtime.errors import CalibratorFormatError, CalibratorMismatchError
+from edge_runtime.routing.calibrator import FEATURE_NAMES, Calibrator, features
+from edge_runtime.routing.fit_probe import Setting, fit_setting, out_of_fold, to_calibrator
+from edge_runtime.routing.probe import Read
+from edge_runtime.routing.rule import Signal
+from edge_runtime.runtime import EdgeRuntime
+
+N_QUESTIONS = 24
+READS = (Read(9, "question"), Read(12, "letter"))
+
+
+@pytest.fixture(scope="module")
+def label_run(runtime: EdgeRuntime, model_home: Path) -> Iterator[LabelRun]:
+    """A small label run of the embedded model (every layer read) in the test session's home."""
+    every = tuple(range(runtime.engine.n_layer))
+    layered = runtime.sibling(capture_hidden=True, capture_layers=every)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FOGGEN_HOME", str(model_home))
+        try:
+            run(layered, labelled_questions(["calib"])[:N_QUESTIONS], progress=False)
+            yield load_label_run(layered, ["calib"])
+        finally:
+            layered.close()
+
+
+def states_of(label_run: LabelRun, reads: tuple[Read, ...]) -> list[np.ndarray]:
+    return [label_run.data.states[r] for r in reads]
+
+
+@pytest.mark.parametrize("kind", ["linear", "mlp"])
+def test_the_folded_calibrator_is_the_fitted_probe(label_run: LabelRun, kind: str) -> None:
+    assert len(label_run.data.y) == N_QUESTIONS and 0 < label_run.data.y.sum() < N_QUESTIONS
+    setting = Setting(READS, kind=kind, k=4, l2=10.0, hidden=3)
+    fitted = fit_setting(label_run.data, setting)
+    calibrator = to_calibrator(fitted, model_sha256="ab" * 32, fit={"n": N_QUESTIONS})
+    assert calibrator.version == 3 and calibrator.layers == (9, 12)
+    expected = fitted.predict(label_run.data)
+    got = calibrator.predict(label_run.data.x, states=states_of(label_run, READS))
+    assert np.allclose(got, expected, rtol=0, atol=1e-9)
+    assert not np.allclose(got, got.mean())  # it ranks: the rows do not all get one number
+    oof = out_of_fold(label_run.data, [setting], folds=3)[setting]
+    assert oof.shape == (N_QUESTIONS,) and np.all((oof > 0) & (oof < 1))
+
+
+def test_v3_files_round_trip_and_refuse_another_model(label_run: LabelRun, tmp_path: Path) -> None:
+    fitted = fit_setting(label_run.data, Setting(READS, kind="mlp", k=4, hidden=3))
+    sha = "cd" * 32
+    path = to_calibrator(fitted, model_sha256=sha, fit={"n": 1}).save(tmp_path / "v3.json")
+    data = json.loads(path.read_text())
+    assert data["version"] == 3 and data["domain_fallback"] == "mean"
+    reads = [(r["layer"], r["position"]) for r in data["probe"]["reads"]]
+    assert reads == [(9, "question"), (12, "letter")]
+    loaded = Calibrator.load(path)
+    states = states_of(label_run, READS)
+    got = loaded.predict(label_run.data.x, states=states)
+    assert np.allclose(got, fitted.predict(label_run.data), rtol=0, atol=1e-12)
+    with pytest.raises(CalibratorMismatchError):
+        Calibrator.checked_at(path, "ef" * 32)
+    with pytest.raises(ValueError, match="reads layer states"):
+        loaded.predict(label_run.data.x)
+    broken = dict(data, probe=dict(data["probe"], weights=[[1.0]]))
+    with pytest.raises(CalibratorFormatError, match="bad or missing field"):
+        Calibrator.from_dict(broken)
+
+
+def test_a_question_without_a_domain_reads_as_the_mean_domain(label_run: LabelRun) -> None:
+    calibrator = to_calibrator(
+        fit_setting(label_run.data, Setting(READS, k=4)), model_sha256="ab" * 32, fit={}
+    )
+    x = label_run.data.x[:1].copy()
+    domains = [i for i, n in enumerate(FEATURE_NAMES) if n.startswith("domain_")]
+    unknown = x.copy()
+    unknown[:, domains] = 0.0
+    at_mean = x.copy()
+    at_mean[:, domains] = calibrator.mean[domains]
+    states = [s[:1] for s in states_of(label_run, READS)]
+    assert calibrator.predict(unknown, states=states) == pytest.approx(
+        calibrator.predict(at_mean, states=states), abs=1e-12
+    )
+
+
+def test_the_runtime_and_foggen_ask_apply_a_v3_calibrator_to_the_pass(
+    label_run: LabelRun, runtime: EdgeRuntime, model_home: Path, cli_env: dict[str, str],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    sha = runtime.model.file.sha256
+    fitted = fit_setting(label_run.data, Setting(READS, k=4))
+    path = to_calibrator(fitted, model_sha256=sha, fit={"n": N_QUESTIONS}).save(tmp_path / "c.json")
+    config = RuntimeConfig(
+        calibrator=str(path), signal=Signal.CALIBRATED, n_threads=runtime.config.n_threads
+    )
+    question = label_run.questions[0]
+    with EdgeRuntime.load(config, home=model_home) as probed:
+        assert probed.engine.captures_layers == (9, 12) and not probed.engine.captures_hidden
+        record = probed.answer(question)
+        result = probed.run_edge(question, mode=Mode.FAST)
+    assert record.p_correct_version == 3 and record.score == record.p_correct
+    assert result.layers is not None
+    calibrator = Calibrator.load(path)
+    x = features(result, question, result.n_prompt_tokens or 0)
+    live = [result.layers["question"][0], result.layers["letter"][1]]  # layers 9, 12 captured
+    assert record.p_correct == pytest.approx(calibrator.p_correct(x, states=live), abs=1e-12)
+    first = [s[0] for s in states_of(label_run, READS)]
+    stored = calibrator.p_correct(label_run.data.x[0], states=first)
+    assert record.p_correct == pytest.approx(stored, abs=0.01)  # the stored states are float16
+    # a probe of a layer the model does not have is refused at load, with the reason
+    far = json.loads(path.read_text())
+    far["probe"]["reads"][0]["layer"] = 99
+    (tmp_path / "far.json").write_text(json.dumps(far))
+    with pytest.raises(CalibratorFormatError, match="layer 99"):
+        EdgeRuntime.load(replace(config, calibrator=str(tmp_path / "far.json")), home=model_home)
+    # the CLI: the same record from `foggen ask`
+    ask = [sys.executable, "-m", "foggen", "ask", question.text, "--calibrator", str(path)]
+    ask += [a for c in question.choices for a in ("-c", c)]
+    ask += ["--domain", str(question.domain), "--json", "--signal", "calibrated"]
+    asked = subprocess.run(ask, env=cli_env, capture_output=True, timeout=600)
+    assert asked.returncode == 0, asked.stderr
+    printed = json.loads(asked.stdout)
+    assert printed["p_correct_version"] == 3
+    assert printed["p_correct"] == pytest.approx(record.p_correct, abs=1e-9)
