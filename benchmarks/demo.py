@@ -22,11 +22,8 @@ from edge_runtime.routing.rule import Signal
 from edge_runtime.runtime import EdgeRuntime
 
 # Best routing first, as measured in reports/tiers/bench.md (lift at the recommended points).
+# Each model routes on its shipped routing profile unless --signal or --tau is given.
 DEMO_ORDER = ("qwen2.5-coder-1.5b", EMBEDDED_NAME)
-# The signal and tau each model routes with when none is given: for the 1.5B, the letter
-# probability at the tau chosen on calib for 50 % routed (reports/tiers: +6.3 points on eval).
-DEMO_ROUTING = {"qwen2.5-coder-1.5b": ("letter", 0.3923)}
-DEFAULT_ROUTING = ("bucket", 0.5)  # the card's rule
 
 
 def demo_model() -> str:
@@ -43,25 +40,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", choices=[m.value for m in Mode], default="fast")
     args = parser.parse_args(argv)
     model = args.model or os.environ.get("FOGGEN_MODEL") or demo_model()
-    signal, tau = DEMO_ROUTING.get(model, DEFAULT_ROUTING)
-    config = replace(
-        RuntimeConfig.from_env(),
-        model=model,
-        signal=Signal(args.signal or signal),
-        tau=tau if args.tau is None else args.tau,
-    )
+    config = replace(RuntimeConfig.from_env(), model=model)
+    if args.signal or args.tau is not None:
+        config = replace(config, signal=Signal(args.signal) if args.signal else None, tau=args.tau)
     with EdgeRuntime.load(config) as runtime:
         _show(runtime, stratified(args.per_domain), Mode(args.mode))
 
 
 def _show(runtime: EdgeRuntime, questions: Sequence[Question], mode: Mode) -> None:
     file, info = runtime.model.file, runtime.model.info
+    routing = runtime.routing
+    source = f"profile {routing.profile_label}" if routing.profile else "chosen or the card's"
+    per_domain = " (per-domain taus)" if routing.profile or routing.tau_table else ""
     print(
         f"model: {file.reference} - {info.name or info.architecture} ({info.file_type}, sha256 "
-        f"{file.sha256[:12]}...)\nrouting: {runtime.config.signal.value} >= "
-        f"{runtime.config.tau} stays on the device; no cloud is configured, so an escalation "
-        "is answered on the device and marked edge_fallback\n"
+        f"{file.sha256[:12]}...)\nrouting ({source}): {routing.default_signal.value} >= "
+        f"{routing.default_tau:.4g}{per_domain} stays on the device; no cloud is configured, so "
+        "an escalation is answered on the device and marked edge_fallback\n"
     )
+    if routing.profile and routing.profile.note:
+        print(textwrap.fill(routing.profile.note, 100) + "\n")
     header = (
         f"{'domain':8} {'question':44} {'gold':4} {'edge':4} {'conf':>5} {'score':>5} "
         f"{'route':6} {'source':13} {'ms':>6}"

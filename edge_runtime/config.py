@@ -18,6 +18,8 @@ from edge_runtime.routing.rule import Route, Signal, validate_tau
 from edge_runtime.schema import BUCKETS
 
 MAX_NEW_TOKENS = 64
+CARD_SIGNAL, CARD_TAU = Signal.BUCKET, 0.5  # the card's rule: what no profile or choice leaves
+AUTO_PROFILE = "auto"
 NO_CALIBRATOR = "none"  # --calibrator none: no p_correct, even if the cache holds a calibrator
 GUESS_AUTO, NO_GUESS = "auto", "none"
 
@@ -40,12 +42,26 @@ class RuntimeConfig:
     mode: Mode = setting(
         Mode.FAST, "decoding mode: fast | grammar | free", env="FOGGEN_MODE", parse=Mode
     )
-    tau: float = setting(0.5, "routing threshold in [0, 1]", env="FOGGEN_TAU", parse=float)
-    signal: Signal = setting(
-        Signal.BUCKET,
-        "routing signal: bucket | letter | calibrated (tau is on its scale)",
+    tau: float | None = setting(
+        None,
+        f"routing threshold in [0, 1] (default: the routing profile's, else {CARD_TAU})",
+        env="FOGGEN_TAU",
+        parse=float,
+    )
+    signal: Signal | None = setting(
+        None,
+        "routing signal: bucket | letter | calibrated, tau on its scale (default: the routing "
+        "profile's, else bucket)",
         env="FOGGEN_SIGNAL",
         parse=Signal,
+    )
+    profile: str = setting(
+        AUTO_PROFILE,
+        "routing profile when no signal, tau or tau file is chosen: auto (the named model's "
+        "shipped one), none (the card's rule: bucket >= 0.5), an operating point of the "
+        "shipped one (cloud-50, cloud-70) or a profile file",
+        env="FOGGEN_PROFILE",
+        parse=str,
     )
     tau_file: str | None = setting(
         None,
@@ -117,12 +133,13 @@ class RuntimeConfig:
 
     def __post_init__(self) -> None:
         try:
-            validate_tau(self.tau)
+            if self.tau is not None:
+                validate_tau(self.tau)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
-        if self.signal is not Signal.BUCKET and self.mode is not Mode.FAST:
+        if self.signal not in (None, Signal.BUCKET) and self.mode is not Mode.FAST:
             raise ConfigError(
-                f"--signal {self.signal.value} reads the letter probabilities of fast mode; "
+                f"--signal {self.signal} reads the letter probabilities of fast mode; "
                 f"it cannot be used with --mode {self.mode.value}"
             )
         if self.signal is Signal.CALIBRATED and self.calibrator == NO_CALIBRATOR:
@@ -138,6 +155,11 @@ class RuntimeConfig:
         for name in ("n_threads", "n_batch"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
+
+    @classmethod
+    def chose_routing(self) -> bool:
+        """Whether a signal, a tau or a tau file was chosen (a routing profile then steps aside)."""
+        return self.signal is not None or self.tau is not None or bool(self.tau_file)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeConfig:

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from edge_runtime.catalog import by_sha256
-from edge_runtime.config import GUESS_AUTO, NO_CALIBRATOR, NO_GUESS, RuntimeConfig
+from edge_runtime.config import (
+    GUESS_AUTO,
+    NO_CALIBRATOR,
+    NO_GUESS,
+    Mode,
+    RuntimeConfig,
+)
 from edge_runtime.errors import CalibratorFormatError, CalibratorNotFoundError, ConfigError
 from edge_runtime.gguf_check import GGUFInfo
 from edge_runtime.models import ModelFile
 from edge_runtime.routing.calibrator import Calibrator, calibrator_path, shipped_calibrator
+from edge_runtime.routing.profile import Profile, content_sha256, find_profile
 from edge_runtime.routing.rule import Signal
 
 DEFAULT_GUESS = "0.75"  # see guess_bucket
+log = logging.getLogger(__name__)
 
 
 def load_calibrator(
@@ -63,6 +72,36 @@ def check_shape(calibrator: Calibrator, info: GGUFInfo, *, source: str, referenc
         raise CalibratorFormatError(
             source, f"it reads layer {max(calibrator.layers)}, this model has {blocks}", reference
         )
+
+
+def routing_profile(config: RuntimeConfig, model_sha256: str) -> tuple[Profile, str | None] | None:
+    """The routing profile ``--profile`` names (see ``edge_runtime.routing.profile``), when no
+    signal, tau or tau file was chosen and the mode is fast."""
+    if config.chose_routing() or config.mode is not Mode.FAST:
+        return None
+    found = find_profile(config.profile, model_sha256)
+    if found and found[0].signal is Signal.CALIBRATED and config.calibrator == NO_CALIBRATOR:
+        log.info("--calibrator none: the routing profile on p_correct steps aside")
+        return None
+    return found
+
+
+def profile_fits(profile: tuple[Profile, str | None] | None, calibrator: Calibrator | None) -> bool:
+    """Whether a profile's thresholds are on the scale of the loaded calibrator (a profile on
+    p_correct pins the calibrator it was made with)."""
+    if profile is None:
+        return False
+    pinned = profile[0].calibrator_sha256
+    if profile[0].signal is not Signal.CALIBRATED or pinned is None:
+        return True
+    if calibrator is not None and content_sha256(calibrator.to_dict()) == pinned:
+        return True
+    log.warning(
+        "the routing profile %s was made with another calibrator than the one loaded: it steps "
+        "aside (bucket >= 0.5 routes unless --signal and --tau are chosen)",
+        profile[0].name,
+    )
+    return False
 
 
 def guess_bucket(setting: str, model_sha256: str) -> str | None:

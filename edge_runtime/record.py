@@ -1,9 +1,10 @@
 """The versioned decision record: what the CLI prints, the HTTP API returns and the log keeps.
 
 Fields (all always present; values may be null where noted). Version 2 added
-``p_correct_version``, version 3 ``provenance``; an older record is a newer one without them.
+``p_correct_version``, version 3 ``provenance``, version 4 ``profile``; an older record is a
+newer one without them.
 
-schema_version  3
+schema_version  4
 id              the question's id, or a generated one
 domain          the question's domain or null
 answer          the final letter (null only if nothing could answer)
@@ -19,10 +20,13 @@ score           the value of that score
 p_correct       calibrated probability that the local answer is right (fast mode with a calibrator
                 loaded, whatever the signal; else null)
 p_correct_version  which calibrator produced p_correct: 1 (the output distributions' features),
-                2 (those and the hidden state where the letter is read), or null
+                2 (those and the hidden state where the letter is read), 3 (those and a probe
+                of chosen layers), or null
 bucket_probs    {"0.0": p, ...} over the five buckets (fast mode), else null
 letter_probs    {"A": p, ...} over the offered letters, given the emitted bucket (fast), else null
 tau             the threshold used
+profile         the routing profile that chose signal and tau ("<model>/<point>", e.g.
+                "qwen2.5-coder-1.5b/cloud-50"), or null when they were chosen (or the card's rule)
 mode            fast | grammar | free | sampled (the chat API at temperature > 0: one draw of
                 the schema-forced sampler, answered by this node's model alone)
 output          the edge model's text (the schema lines in fast and grammar mode)
@@ -43,7 +47,7 @@ from typing import Any
 
 from edge_runtime.routing.rule import Route
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class AnswerSource(str, Enum):
@@ -109,6 +113,7 @@ class DecisionRecord:
     bucket_probs: dict[str, float] | None
     letter_probs: dict[str, float] | None
     tau: float
+    profile: str | None
     mode: str
     output: str
     latency_ms: Latency

@@ -13,7 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.config import MAX_NEW_TOKENS, Mode, RuntimeConfig, foggen_home
+from edge_runtime.config import (
+    CARD_SIGNAL,
+    CARD_TAU,
+    MAX_NEW_TOKENS,
+    Mode,
+    RuntimeConfig,
+    foggen_home,
+)
 from edge_runtime.decoding import (
     EdgeResult,
     Pick,
@@ -27,12 +34,19 @@ from edge_runtime.errors import ConfigError, PromptTooLongError
 from edge_runtime.escalation import Escalator, kept_local, no_cloud
 from edge_runtime.fog import Node, Trail
 from edge_runtime.gguf_check import GGUFInfo, inspect_gguf
-from edge_runtime.model_setup import guess_bucket, load_calibrator
+from edge_runtime.model_setup import (
+    guess_bucket,
+    load_calibrator,
+    profile_fits,
+    routing_profile,
+)
 from edge_runtime.models import ModelFile, resolve_model
 from edge_runtime.prompt import ChatFormat, PromptTokens
 from edge_runtime.question import Question, make_question
 from edge_runtime.record import DecisionRecord, Hop, Latency
 from edge_runtime.routing.calibrator import Calibrator, features
+from edge_runtime.routing.choice import RoutingChoice
+from edge_runtime.routing.profile import Profile
 from edge_runtime.routing.rule import Route, Signal, route
 from edge_runtime.routing.signals import routing_score
 from edge_runtime.routing.taus import TauTable
@@ -80,6 +94,7 @@ class EdgeRuntime:
         config: RuntimeConfig,
         escalator: Escalator | None = None,
         calibrator: Calibrator | None = None,
+        profile: tuple[Profile, str | None] | None = None,
     ) -> None:
         self.engine = engine
         self.model = model
@@ -94,15 +109,16 @@ class EdgeRuntime:
         self.guess = guess_bucket(config.guess, model.file.sha256)
         self._threads = ThreadPolicy(config.n_threads) if config.adaptive_threads else None
         self.threads_in_use = engine.n_threads  # what the last answer ran on
-        self.taus: TauTable | None = None
+        taus: TauTable | None = None
         if config.tau_file:
-            self.taus = TauTable.load(config.tau_file)
-            self.taus.check(
+            taus = TauTable.load(config.tau_file)
+            taus.check(
                 model_sha256=model.file.sha256,
-                signal=config.signal,
+                signal=config.signal or CARD_SIGNAL,
                 origin=config.tau_file,
                 p_correct_version=_version(calibrator),
             )
+        self.routing = RoutingChoice.of(config, taus, *(profile or (None, None)))
 
     @classmethod
     def load(
@@ -121,7 +137,10 @@ class EdgeRuntime:
         home = home or foggen_home()
         file = resolve_model(config.model, home=home)
         info = inspect_gguf(file.path)
-        calibrator = load_calibrator(config, file, home, info)
+        profile = routing_profile(config, file.sha256)
+        needs = config if profile is None else replace(config, signal=profile[0].signal)
+        calibrator = load_calibrator(needs, file, home, info)
+        profile = profile if profile_fits(profile, calibrator) else None
         engine = LlamaEngine(
             file.path,
             EngineSettings(
@@ -138,7 +157,7 @@ class EdgeRuntime:
             ),
         )
         try:
-            runtime = cls(engine, LoadedModel(file, info), config, escalator, calibrator)
+            runtime = cls(engine, LoadedModel(file, info), config, escalator, calibrator, profile)
         except BaseException:
             engine.close()
             raise
@@ -155,6 +174,7 @@ class EdgeRuntime:
             config or self.config,
             self.escalator,
             self.calibrator,
+            None if self.routing.profile is None else (self.routing.profile, self.routing.point),
         )
         runtime.warm()
         return runtime
@@ -197,24 +217,22 @@ class EdgeRuntime:
         """
         if not isinstance(question, Question):
             question = make_question(question, choices, id=id, domain=domain)
-        config = self.config
-        if tau is None and self.taus is not None and (signal or config.signal) is self.taus.signal:
-            tau = self.taus.tau_for(question.domain)
         if sampling is not None:
             mode, force_route = Mode.FAST, Route.LOCAL
-        if any(x is not None for x in (tau, mode, signal, force_route)):
-            config = replace(
-                config,
-                tau=config.tau if tau is None else tau,
-                mode=mode or config.mode,
-                signal=signal or config.signal,
-                force_route=force_route or config.force_route,
-            )
+        mode = mode or self.config.mode
+        signal, tau, profile = self.routing.decide(
+            question.domain, tau=tau, signal=signal, mode=mode
+        )
+        config = replace(
+            self.config, tau=tau, mode=mode, signal=signal,
+            force_route=force_route or self.config.force_route,
+        )  # fmt: skip
         started = time.perf_counter()
         pick = None if sampling is None else sampling.pick(question)
         result = self.run_edge(question, mode=config.mode, pick=pick)
         edge_ms = (time.perf_counter() - started) * 1000.0
         record = self._decide(question, result, config, edge_ms, (trail or Trail()).then(self.node))
+        record = replace(record, profile=profile)
         return record if sampling is None else replace(record, mode=SAMPLED)
 
     @property
@@ -335,8 +353,9 @@ class EdgeRuntime:
                 "--signal calibrated (a named model's shipped calibrator loads then), run "
                 "'foggen calibrator fit', or pass one with --calibrator"
             )
-        score = routing_score(config.signal, result, p_correct)
-        decided = config.force_route or route(score, config.tau)
+        signal, tau = config.signal or CARD_SIGNAL, CARD_TAU if config.tau is None else config.tau
+        score = routing_score(signal, result, p_correct)
+        decided = config.force_route or route(score, tau)
         record_id = question.id or uuid.uuid4().hex
         if decided is Route.LOCAL:
             outcome = kept_local(result.letter)
@@ -350,7 +369,7 @@ class EdgeRuntime:
         total_ms = edge_ms + (outcome.cloud_ms or 0.0)
         here = Hop(
             node=self.node.name, model=self.model.file.path.name, route=decided.value,
-            signal=config.signal.value, score=score, answer=outcome.answer,
+            signal=signal.value, score=score, answer=outcome.answer,
             ms=round(total_ms, 3),
         )  # fmt: skip
         return DecisionRecord(
@@ -364,13 +383,14 @@ class EdgeRuntime:
             escalation=outcome.escalation,
             error_kind=outcome.error_kind or edge_error,
             confidence=result.confidence,
-            signal=config.signal.value,
+            signal=signal.value,
             score=score,
             p_correct=p_correct,
             p_correct_version=None if p_correct is None else _version(self.calibrator),
             bucket_probs=result.bucket_probs,
             letter_probs=result.letter_probs,
-            tau=config.tau,
+            tau=tau,
+            profile=None,
             mode=config.mode.value,
             output=result.output,
             latency_ms=Latency(

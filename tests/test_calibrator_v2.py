@@ -87,7 +87,7 @@ def test_version_2_round_trip_and_refusals(tmp_path: Path) -> None:
     with pytest.raises(CalibratorHiddenSizeError, match="640.*foggen calibrator fit"):
         loaded.check_hidden_size(640)
     for change, reason in (
-        ({"version": 3}, "this runtime reads 1 and 2"),
+        ({"version": 4}, "this runtime reads 1, 2 and 3"),
         ({"hidden": {**data["hidden"], "position": "prompt"}}, "not 'letter'"),
         ({"hidden": {**data["hidden"], "size": 5}}, "for a size of 5"),
         ({"hidden": {**data["hidden"], "weights": [float("nan")] * WIDTH}}, "finite"),
@@ -143,7 +143,7 @@ def test_fit_then_ask_and_route_on_the_hidden_state(
     asked = subprocess.run(ask, env=cli_env, capture_output=True, timeout=600)
     assert asked.returncode == 0, asked.stderr
     record = json.loads(asked.stdout)
-    assert record["schema_version"] == 3 and record["p_correct_version"] == 2
+    assert record["schema_version"] == 4 and record["p_correct_version"] == 2
     assert record["signal"] == "calibrated" and record["score"] == record["p_correct"]
     # the same pass in this process: the record's p_correct is the calibrator's on its state
     result = runtime.run_edge(question, mode=Mode.FAST, hidden=True)

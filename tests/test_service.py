@@ -73,7 +73,7 @@ def test_answers_with_a_decision_record_and_logs_it(
     reply = _ask(served.url, body)
     assert reply.status_code == 200, reply.text
     record = reply.json()
-    assert record["schema_version"] == 3 and record["id"] == "plants-1"
+    assert record["schema_version"] == 4 and record["id"] == "plants-1"
     assert record["answer"] in ("A", "B", "C") and record["domain"] == "science"
     assert record["model_sha256"] == file_sha256(model_path, home=model_home)
     # no cloud configured: a question routed up keeps its local answer, marked unavailable

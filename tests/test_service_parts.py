@@ -26,7 +26,7 @@ def _record(record_id: str) -> DecisionRecord:
         route=Route.LOCAL, route_forced=False, escalation=Escalation.NONE, error_kind=None,
         confidence=1.0, signal="bucket", score=1.0, p_correct=None, p_correct_version=None,
         bucket_probs=None,
-        letter_probs=None, tau=0.5, mode="fast", output="Confidence: 1.0\nFinal answer: A",
+        letter_probs=None, tau=0.5, profile=None, mode="fast", output="Confidence: 1.0\nFinal answer: A",
         latency_ms=Latency(edge=1.0, cloud=None, total=1.0), model_sha256="0" * 64,
     )  # fmt: skip
 
@@ -85,7 +85,7 @@ def test_decision_log_writes_one_line_per_decision(
     log.append(_record("q1"), QUESTION)
     log.close()
     (entry,) = list(read_log(path))
-    assert entry["id"] == "q1" and entry["schema_version"] == 3 and "logged_at" in entry
+    assert entry["id"] == "q1" and entry["schema_version"] == 4 and "logged_at" in entry
     assert entry.get("question") == question
     assert ("choices" in entry) is (question is not None)
     assert path.stat().st_mode & 0o777 == 0o600

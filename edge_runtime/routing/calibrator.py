@@ -245,7 +245,8 @@ class Calibrator:
         version = data.get("version")
         if version not in VERSIONS:
             raise refuse(
-                f"version {version!r}, this runtime reads {' and '.join(map(str, VERSIONS))}"
+                f"version {version!r}, this runtime reads "
+                f"{', '.join(map(str, VERSIONS[:-1]))} and {VERSIONS[-1]}"
             )
         names = tuple(data.get("feature_names") or ())
         if names != FEATURE_NAMES:

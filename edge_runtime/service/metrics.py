@@ -97,8 +97,9 @@ class ServiceMetrics:
                 "source": runtime.model.file.source.value,
                 "quantization": info.file_type or "unknown",
                 "mode": runtime.config.mode.value,
-                "signal": runtime.config.signal.value,
-                "tau": str(runtime.config.tau),
+                "signal": runtime.routing.default_signal.value,
+                "tau": str(runtime.routing.default_tau),
+                "profile": runtime.routing.profile_label or "",
                 "threads_max": str(runtime.config.n_threads),
                 "adaptive_threads": str(runtime.config.adaptive_threads).lower(),
             }
