@@ -156,11 +156,11 @@ class RuntimeConfig:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
 
-    @classmethod
     def chose_routing(self) -> bool:
         """Whether a signal, a tau or a tau file was chosen (a routing profile then steps aside)."""
         return self.signal is not None or self.tau is not None or bool(self.tau_file)
 
+    @classmethod
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeConfig:
         env = os.environ if env is None else env

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import threading
 import time
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
-
-import numpy as np
 
 from edge_runtime.config import (
     CARD_SIGNAL,
@@ -27,7 +23,6 @@ from edge_runtime.decoding import (
     ResponseTrie,
     decode_fast,
     decode_generate,
-    tempered_pick,
 )
 from edge_runtime.engine import EngineSettings, LlamaEngine
 from edge_runtime.errors import ConfigError, PromptTooLongError
@@ -44,33 +39,19 @@ from edge_runtime.models import ModelFile, resolve_model
 from edge_runtime.prompt import ChatFormat, PromptTokens
 from edge_runtime.question import Question, make_question
 from edge_runtime.record import DecisionRecord, Hop, Latency
-from edge_runtime.routing.calibrator import Calibrator, features
+from edge_runtime.routing.calibrator import Calibrator, features, version_of
 from edge_runtime.routing.choice import RoutingChoice
 from edge_runtime.routing.profile import Profile
 from edge_runtime.routing.rule import Route, Signal, route
 from edge_runtime.routing.signals import routing_score
 from edge_runtime.routing.taus import TauTable
+from edge_runtime.sampling import SAMPLED, Sampling
 from edge_runtime.schema import AnswerSchema
 from edge_runtime.threads import ThreadPolicy
 
 log = logging.getLogger(__name__)
 
 FAST_RESPONSE_TOKENS = 16  # the longest schema response is 12 tokens
-SAMPLED = "sampled"  # the record's mode for a draw of the schema-forced sampler
-
-
-@dataclass(frozen=True)
-class Sampling:
-    """One draw of the schema-forced sampler at ``temperature``, fixed by ``seed`` and the
-    question (the same seed and question give the same draw)."""
-
-    temperature: float
-    seed: int
-
-    def pick(self, question: Question) -> Pick:
-        key = json.dumps([self.seed, question.text, list(question.choices)]).encode("utf-8")
-        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
-        return tempered_pick(self.temperature, rng)
 
 
 @dataclass(frozen=True)
@@ -102,7 +83,7 @@ class EdgeRuntime:
         self.escalator = escalator
         self.calibrator = calibrator
         self.node = Node.new(config.node_name)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._prompt = PromptTokens(engine)
         self._prefix = self._prompt.prefix
         self._tries: dict[int, ResponseTrie] = {}
@@ -116,7 +97,7 @@ class EdgeRuntime:
                 model_sha256=model.file.sha256,
                 signal=config.signal or CARD_SIGNAL,
                 origin=config.tau_file,
-                p_correct_version=_version(calibrator),
+                p_correct_version=version_of(calibrator),
             )
         self.routing = RoutingChoice.of(config, taus, *(profile or (None, None)))
 
@@ -231,9 +212,13 @@ class EdgeRuntime:
         pick = None if sampling is None else sampling.pick(question)
         result = self.run_edge(question, mode=config.mode, pick=pick)
         edge_ms = (time.perf_counter() - started) * 1000.0
-        record = self._decide(question, result, config, edge_ms, (trail or Trail()).then(self.node))
-        record = replace(record, profile=profile)
+        trail = (trail or Trail()).then(self.node)
+        record = self._decide(question, result, config, edge_ms, trail, profile)
         return record if sampling is None else replace(record, mode=SAMPLED)
+
+    def exclusive(self) -> threading.RLock:
+        """Hold this (re-entrant) lock for several passes that must follow each other."""
+        return self._lock
 
     @property
     def chat_format(self) -> ChatFormat:
@@ -265,10 +250,13 @@ class EdgeRuntime:
         mode: Mode,
         hidden: bool | None = None,
         pick: Pick | None = None,
+        keep_cache: bool = False,
     ) -> EdgeResult:
-        """One forward pass of the edge model in ``mode`` (no routing); with ``hidden`` (default:
-        when the calibrator needs it), a fast pass also returns the hidden state where the
-        letter is read; with ``pick``, the fast walk takes its choices (a sampled answer)."""
+        """One forward pass of the edge model in ``mode`` (no routing); with ``keep_cache``,
+        after the common prefix of what the cache holds (inside :meth:`exclusive`: the thorough
+        passes of one question share its stem), else after the system prompt; with ``hidden``
+        (default: when the calibrator needs it), a fast pass also returns the hidden state
+        where the letter is read; with ``pick``, the fast walk takes its choices (sampling)."""
         hidden = self.reads_hidden if hidden is None else hidden
         if hidden and mode is Mode.FAST and not self.engine.captures_hidden:
             raise ConfigError(
@@ -286,7 +274,9 @@ class EdgeRuntime:
                 if threads != self.threads_in_use:
                     self.engine.set_threads(threads)
                     self.threads_in_use = threads
-            if self.config.cache_prefix:
+            if keep_cache:
+                pass
+            elif self.config.cache_prefix:
                 # Reuse the system prompt only, never an earlier question's tokens: llama.cpp's
                 # quantized kernels give batch-shape-dependent logits, so a repeated question
                 # evaluated from its own cache would not get the same answer as the first time.
@@ -330,6 +320,19 @@ class EdgeRuntime:
         x = features(result, question, n_tokens)
         return self.calibrator.p_correct(x, result.hidden, states)
 
+    def _p_correct_for(
+        self, question: Question, result: EdgeResult, signal: Signal | None
+    ) -> float | None:
+        p_correct = self.p_correct(question, result)
+        if signal is Signal.CALIBRATED and p_correct is None:
+            raise ConfigError(
+                "--signal calibrated needs a calibrator for this model "
+                f"(sha256 {self.model.file.sha256[:12]}...) and a fast-mode pass: start with "
+                "--signal calibrated (a named model's shipped calibrator loads then), run "
+                "'foggen calibrator fit', or pass one with --calibrator"
+            )
+        return p_correct
+
     def response_trie(self, schema: AnswerSchema) -> ResponseTrie:
         """The valid responses of ``schema`` as token ids (built once per number of options)."""
         n = len(schema.letters)
@@ -344,15 +347,9 @@ class EdgeRuntime:
         config: RuntimeConfig,
         edge_ms: float,
         trail: Trail,
+        profile: str | None = None,
     ) -> DecisionRecord:
-        p_correct = self.p_correct(question, result)
-        if config.signal is Signal.CALIBRATED and p_correct is None:
-            raise ConfigError(
-                "--signal calibrated needs a calibrator for this model "
-                f"(sha256 {self.model.file.sha256[:12]}...) and a fast-mode pass: start with "
-                "--signal calibrated (a named model's shipped calibrator loads then), run "
-                "'foggen calibrator fit', or pass one with --calibrator"
-            )
+        p_correct = self._p_correct_for(question, result, config.signal)
         signal, tau = config.signal or CARD_SIGNAL, CARD_TAU if config.tau is None else config.tau
         score = routing_score(signal, result, p_correct)
         decided = config.force_route or route(score, tau)
@@ -386,11 +383,11 @@ class EdgeRuntime:
             signal=signal.value,
             score=score,
             p_correct=p_correct,
-            p_correct_version=None if p_correct is None else _version(self.calibrator),
+            p_correct_version=None if p_correct is None else version_of(self.calibrator),
             bucket_probs=result.bucket_probs,
             letter_probs=result.letter_probs,
             tau=tau,
-            profile=None,
+            profile=profile,
             mode=config.mode.value,
             output=result.output,
             latency_ms=Latency(
@@ -399,7 +396,3 @@ class EdgeRuntime:
             model_sha256=self.model.file.sha256,
             provenance=(here, *outcome.hops),
         )
-
-
-def _version(calibrator: Calibrator | None) -> int | None:
-    return None if calibrator is None else calibrator.version

@@ -13,17 +13,35 @@ one short branch per choice point); the exact distribution over (bucket, letter)
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edge_runtime.decoding import ResponseTrie, _Node
+from edge_runtime.decoding import Pick, ResponseTrie, _Node, tempered_pick
 from edge_runtime.engine import EngineSettings, LlamaEngine
 from edge_runtime.prompt import PromptTokens
 from edge_runtime.question import Question
 from edge_runtime.schema import MAX_OPTIONS, MIN_OPTIONS, AnswerSchema
+
+SAMPLED = "sampled"  # the record's mode for a draw of the schema-forced sampler
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """One draw of the schema-forced sampler at ``temperature``, fixed by ``seed`` and the
+    question (the same seed and question give the same draw)."""
+
+    temperature: float
+    seed: int
+
+    def pick(self, question: Question) -> Pick:
+        key = json.dumps([self.seed, question.text, list(question.choices)]).encode("utf-8")
+        rng = np.random.default_rng(int.from_bytes(hashlib.sha256(key).digest()[:8], "big"))
+        return tempered_pick(self.temperature, rng)
+
 
 SAMPLER_CTX = 16_384  # one group's prompts and branches, in one unified KV cache
 SEQS_PER_QUESTION = 6  # branches: one per choice point after the first (2-26 options)

@@ -25,8 +25,8 @@ def _record(record_id: str) -> DecisionRecord:
         id=record_id, domain=None, answer="A", local_answer="A", answer_source=AnswerSource.EDGE,
         route=Route.LOCAL, route_forced=False, escalation=Escalation.NONE, error_kind=None,
         confidence=1.0, signal="bucket", score=1.0, p_correct=None, p_correct_version=None,
-        bucket_probs=None,
-        letter_probs=None, tau=0.5, profile=None, mode="fast", output="Confidence: 1.0\nFinal answer: A",
+        bucket_probs=None, letter_probs=None, tau=0.5, profile=None, mode="fast",
+        output="Confidence: 1.0\nFinal answer: A",
         latency_ms=Latency(edge=1.0, cloud=None, total=1.0), model_sha256="0" * 64,
     )  # fmt: skip
 

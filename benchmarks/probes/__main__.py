@@ -16,21 +16,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks.probes.data import load_label_run
+from benchmarks.probes.data import LabelRun, load_label_run
+from benchmarks.probes.profile import build_profile
 from benchmarks.probes.sweep import (
+    SWEEP_K,
     baselines,
     combinations,
     layer_sweep,
     learning_curve,
     shuffled_null,
-    top_reads,
 )
 from benchmarks.report import machine, write_json
 from edge_runtime.catalog import EMBEDDED_NAME
 from edge_runtime.config import RuntimeConfig
 from edge_runtime.provenance import git_commit
 from edge_runtime.routing.calibrator import shipped_path
-from edge_runtime.routing.fit_probe import Setting, fit_setting, to_calibrator
+from edge_runtime.routing.fit_probe import Setting, fit_setting, out_of_fold, to_calibrator
+from edge_runtime.routing.metrics import auroc
+from edge_runtime.routing.probe import Read
+from edge_runtime.routing.profile import shipped_profile_path
+from edge_runtime.routing.rule import Signal
 from edge_runtime.runtime import EdgeRuntime
 
 REPORTS = Path("reports/probes")
@@ -54,64 +59,63 @@ def main(argv: list[str] | None = None) -> int:
         file = runtime.model.file
     if args.layers:
         keep = {int(x) for x in args.layers.split(",")}
-        run = replace(
-            run,
-            data=replace(
-                run.data, states={r: s for r, s in run.data.states.items() if r.layer in keep}
-            ),
-        )
+        states = {r: s for r, s in run.data.states.items() if r.layer in keep}
+        run = replace(run, data=replace(run.data, states=states))
     n, right = len(run.data.y), int(run.data.y.sum())
     say(f"{n} labelled passes, {right} right, {len(run.data.states)} reads")
     report: dict[str, Any] = {
-        "format": "foggen-probes",
-        "version": 1,
-        "model": file.reference,
-        "model_sha256": file.sha256,
-        "splits": args.splits,
-        "n": len(run.data.y),
-        "n_correct": int(run.data.y.sum()),
-        "baselines": baselines(run),
-    }
+        "format": "foggen-probes", "version": 1, "model": file.reference,
+        "model_sha256": file.sha256, "splits": args.splits, "n": n, "n_correct": right,
+    }  # fmt: skip
+    chosen, chosen_auroc = sweep_into(report, run)
+    calibrator = to_calibrator(
+        fit_setting(run.data, chosen),
+        model_sha256=file.sha256,
+        fit={
+            "signal": "probe", "setting": chosen.label(), "n": n, "n_correct": right,
+            "split": args.splits, "auroc": chosen_auroc, "model": file.reference,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "git_commit": git_commit(),
+        },
+    )  # fmt: skip
+    oof = out_of_fold(run.data, [chosen])[chosen]
+    signals = {Signal.BUCKET: run.bucket, Signal.LETTER: run.letter_max, Signal.CALIBRATED: oof}
+    aurocs = {s: auroc(v.tolist(), run.data.y) or 0.5 for s, v in signals.items()}
+    profile = build_profile(
+        name=file.reference, sha256=file.sha256, signals=signals, aurocs=aurocs,
+        correct=run.data.y, domains=run.domains, calibrator=calibrator,
+        source={"split": args.splits, "n_questions": n, "git_commit": git_commit()},
+    )  # fmt: skip
+    report["profile"] = {"signal": profile["signal"], "note": profile["note"]}
+    report["machine"] = machine()
+    name = file.reference.replace(":", "-").replace("/", "-")
+    write_json(args.out / f"{name}.json", report)
+    calibrator.save(args.out / f"{name}-calibrator.json")
+    write_json(args.out / f"{name}-profile.json", profile)
+    if args.ship:
+        calibrator.save(shipped_path(file.sha256))
+        write_json(shipped_profile_path(file.sha256), profile)
+    say(f"chosen {chosen.label()} (CV AUROC {chosen_auroc:.3f}); wrote {args.out / name}.json")
+    return 0
+
+
+def sweep_into(report: dict[str, Any], run: LabelRun) -> tuple[Setting, float]:
+    """Baselines, the layer sweep, combinations, the learning curve and the null into
+    ``report``; returns the setting with the best out-of-fold AUROC and that AUROC."""
+    report["baselines"] = baselines(run)
     say(f"baselines: {report['baselines']}")
     sweep = layer_sweep(run, say)
     report["layer_sweep"] = sweep
     combos = combinations(run, sweep, say)
-    single = top_reads(sweep, 1)[0]
-    best_single = next(
-        r for r in sweep if (r["layer"], r["position"]) == (single.layer, single.position)
-    )
-    candidates = [(Setting((single,), k=64, l2=best_single["l2"]), best_single["auroc"])] + [
-        (c["_setting"], c["auroc"]) for c in combos
-    ]
+    best = max(sweep, key=lambda r: r["auroc"])
+    single = Setting((Read(best["layer"], best["position"]),), k=SWEEP_K, l2=best["l2"])
+    candidates = [(single, best["auroc"])] + [(c["_setting"], c["auroc"]) for c in combos]
     chosen, chosen_auroc = max(candidates, key=lambda c: (c[1], -len(c[0].reads)))
     report["combinations"] = [{k: v for k, v in c.items() if k != "_setting"} for c in combos]
     report["learning_curve"] = learning_curve(run, sweep, say)
     report["null"] = shuffled_null(run, chosen)
     report["chosen"] = {"setting": chosen.label(), "cv_auroc": chosen_auroc}
-    fitted = fit_setting(run.data, chosen)
-    calibrator = to_calibrator(
-        fitted,
-        model_sha256=file.sha256,
-        fit={
-            "signal": "probe",
-            "setting": chosen.label(),
-            "n": len(run.data.y),
-            "n_correct": int(run.data.y.sum()),
-            "split": args.splits,
-            "auroc": chosen_auroc,
-            "model": file.reference,
-            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "git_commit": git_commit(),
-        },
-    )
-    name = file.reference.replace(":", "-").replace("/", "-")
-    report["machine"] = machine()
-    write_json(args.out / f"{name}.json", report)
-    calibrator.save(args.out / f"{name}-calibrator.json")
-    if args.ship:
-        calibrator.save(shipped_path(file.sha256))
-    say(f"chosen {chosen.label()} (CV AUROC {chosen_auroc:.3f}); wrote {args.out / name}.json")
-    return 0
+    return chosen, float(chosen_auroc)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ class LabelRun:
     data: Labelled
     layers: tuple[int, ...]
     letter_max: np.ndarray  # the raw letter probability (a one-pass signal, unfitted)
+    bucket: np.ndarray  # the emitted confidence bucket (the card's signal)
 
     @property
     def domains(self) -> list[str]:
@@ -54,6 +55,7 @@ def load_label_run(runtime: EdgeRuntime, splits: Sequence[str] = ("train", "cali
     letter_max = np.array(
         [max((p.result.letter_probs or {"": 0.0}).values()) for p in results if p]
     )
+    bucket = np.array([float(p.result.bucket or 0.0) for p in results if p])
     layers = states.layers or ()
     by_read: dict[Read, np.ndarray] = {}
     for position in POSITIONS:
@@ -61,4 +63,4 @@ def load_label_run(runtime: EdgeRuntime, splits: Sequence[str] = ("train", "cali
         for column, layer in enumerate(layers):
             if not np.isnan(block[0, column, 0]):  # the last layer has no question-end state
                 by_read[Read(layer, position)] = np.ascontiguousarray(block[:, column])
-    return LabelRun(questions, Labelled(x, y, by_read), layers, letter_max)
+    return LabelRun(questions, Labelled(x, y, by_read), layers, letter_max, bucket)

@@ -303,6 +303,11 @@ class Calibrator:
         return calibrator
 
 
+def version_of(calibrator: Calibrator | None) -> int | None:
+    """The format version of a calibrator (None without one): which p_correct it gives."""
+    return None if calibrator is None else calibrator.version
+
+
 def _hidden_weights(data: dict[str, Any]) -> Vector:
     hidden = data["hidden"]
     if hidden.get("position") != HIDDEN_POSITION:

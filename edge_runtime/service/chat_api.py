@@ -37,7 +37,8 @@ from cloud_client.protocol import EXTENSION, read_user_message
 from edge_runtime.fog import MAX_ID_CHARS, MAX_PATH, Trail
 from edge_runtime.question import Question
 from edge_runtime.record import DecisionRecord
-from edge_runtime.runtime import EdgeRuntime, Sampling
+from edge_runtime.runtime import EdgeRuntime
+from edge_runtime.sampling import Sampling
 from edge_runtime.service.body import parse_body
 from edge_runtime.service.errors import (
     ModelNotFoundError,
