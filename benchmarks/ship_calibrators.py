@@ -3,7 +3,8 @@
 For each named model (and the embedded model's chain, whose build is reproducible to the bit)
 that is assembled here: its calib passes (from the pass cache when there), a version-2 fit as
 ``foggen calibrator fit`` makes it, written to ``edge_runtime/data/calibrators/<sha256>.json``.
-A model that is not assembled is skipped with the command that assembles it.
+A model that is not assembled is skipped with the command that assembles it, and one that
+ships a layer-probe calibrator (version 3, from ``make probes``) keeps it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import replace
 from edge_runtime.config import NO_CALIBRATOR, RuntimeConfig, foggen_home
 from edge_runtime.mcq import stratified
 from edge_runtime.models import resolve_model
-from edge_runtime.routing.calibrator import shipped_path
+from edge_runtime.routing.calibrator import shipped_calibrator, shipped_path
 from edge_runtime.routing.fit import design, hidden_design, observe
 from edge_runtime.routing.fit_hidden import fit_hidden_calibrator
 from edge_runtime.routing.passes import PassStore
@@ -28,9 +29,12 @@ PER_DOMAIN = 64  # 409 calib questions: the knowledgeable-tier subset, cached fo
 def ship(model: str, *, per_domain: int, threads: int) -> str:
     home = foggen_home()
     try:
-        resolve_model(model, home=home)
+        sha256 = resolve_model(model, home=home).sha256
     except Exception as exc:  # noqa: BLE001 - report and go on with the next model
         return f"{model}: skipped ({exc})"
+    shipped = shipped_calibrator(sha256)
+    if shipped is not None and shipped.probe is not None:
+        return f"{model}: keeps its layer-probe calibrator (version 3, 'make probes' refits it)"
     config = replace(
         RuntimeConfig.from_env(), model=model, calibrator=NO_CALIBRATOR, n_threads=threads
     )
