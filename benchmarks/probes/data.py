@@ -27,17 +27,23 @@ class LabelRun:
     layers: tuple[int, ...]
     letter_max: np.ndarray  # the raw letter probability (a one-pass signal, unfitted)
     bucket: np.ndarray  # the emitted confidence bucket (the card's signal)
+    hidden: np.ndarray | None = None  # the final hidden state at the letter (version 2's read)
 
     @property
     def domains(self) -> list[str]:
         return [q.domain or "" for q in self.questions]
 
 
-def load_label_run(runtime: EdgeRuntime, splits: Sequence[str] = ("train", "calib")) -> LabelRun:
-    """Every question of ``splits`` whose states are stored (in the run's fixed order)."""
+def load_label_run(
+    runtime: EdgeRuntime, splits: Sequence[str] = ("train", "calib"), *, measure: bool = False
+) -> LabelRun:
+    """Every question of ``splits`` whose states are stored (in the run's fixed order); eval
+    only to ``measure``."""
     states = state_store(runtime)
     passes = PassStore.for_runtime(runtime, foggen_home())
-    questions = [q for q in labelled_questions(splits) if q in states and passes.get(q)]
+    questions = [
+        q for q in labelled_questions(splits, measure=measure) if q in states and passes.get(q)
+    ]
     if not questions:
         raise SystemExit(f"probes: no labelled passes in {states.directory}: run make labels")
     results = [passes.get(q) for q in questions]
@@ -63,4 +69,7 @@ def load_label_run(runtime: EdgeRuntime, splits: Sequence[str] = ("train", "cali
         for column, layer in enumerate(layers):
             if not np.isnan(block[0, column, 0]):  # the last layer has no question-end state
                 by_read[Read(layer, position)] = np.ascontiguousarray(block[:, column])
-    return LabelRun(questions, Labelled(x, y, by_read), layers, letter_max, bucket)
+    hidden = None
+    if all(p is not None and p.result.hidden is not None for p in results):
+        hidden = np.array([p.result.hidden for p in results if p], dtype=np.float32)
+    return LabelRun(questions, Labelled(x, y, by_read), layers, letter_max, bucket, hidden)

@@ -1,0 +1,151 @@
+"""python -m benchmarks.probes.evaluate [--model NAME]: every one-pass signal on eval.
+
+Needs two label runs of the model: train + calib (``make labels``: what everything is fitted
+on) and eval (``python -m benchmarks.labels --splits eval --measure``: measured only). Each
+signal is fitted on train + calib and applied to eval: the raw bucket and letter probability,
+version 1 (output features), version 2 (the final hidden state), the domain alone, the best
+read of each layer band (from ``reports/probes/<model>.json``), the shipped version-3
+calibrator and the same probe fitted on shuffled labels (the null). Per signal: AUROC +- SE,
+ECE, APGR +- SE, CPT(50 %), CPT(80 %), and the lift over random routing at the profile's cloud
+fractions, the taus chosen on train + calib's out-of-fold scores (never on eval). The cloud is
+the simulated one (the card's cloud-only accuracy per domain, a fixed draw per question).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.bench.routellm import routellm_metrics
+from benchmarks.probes.data import LabelRun, load_label_run
+from benchmarks.probes.sweep import scored
+from benchmarks.report import machine, write_json
+from benchmarks.simulated_cloud import AnswerBook, SimulatedCloudConfig
+from edge_runtime.catalog import EMBEDDED_NAME
+from edge_runtime.config import RuntimeConfig
+from edge_runtime.routing import metrics
+from edge_runtime.routing.calibrator import shipped_calibrator
+from edge_runtime.routing.fit_hidden import fit_hidden_calibrator
+from edge_runtime.routing.fit_hidden import out_of_fold as out_of_fold_hidden
+from edge_runtime.routing.fit_probe import DOMAIN_COLUMNS, Setting, fit_setting, out_of_fold
+from edge_runtime.routing.probe import Read
+from edge_runtime.runtime import EdgeRuntime
+
+REPORTS = Path("reports/probes")
+FRACTIONS = (0.5, 0.7)
+
+
+def cloud_correct(run: LabelRun) -> np.ndarray:
+    book = AnswerBook.bundled(SimulatedCloudConfig())
+    return np.array([bool(book.reply(q.text, q.choices).correct) for q in run.questions])
+
+
+def operating_point(train: np.ndarray, scores: np.ndarray, fraction: float) -> float:
+    """The tau that sends ``fraction`` of the training scores up (applied to eval as is)."""
+    return float(np.quantile(train, fraction))
+
+
+def measured(
+    name: str, train_scores: np.ndarray, scores: np.ndarray, run: LabelRun, cloud: np.ndarray
+) -> dict[str, Any]:
+    local = run.data.y
+    row: dict[str, Any] = {"signal": name, **scored(scores, local)}
+    routed = routellm_metrics(scores.tolist(), local.tolist(), cloud.tolist())
+    row.update(apgr=routed.apgr, apgr_se=routed.apgr_se, cpt50=routed.cpt50, cpt80=routed.cpt80)
+    raw, cloud_only = float(local.mean()), float(cloud.mean())
+    for fraction in FRACTIONS:
+        tau = operating_point(train_scores, scores, fraction)
+        sent = metrics.cloud_fraction(scores.tolist(), tau)
+        system = metrics.system_accuracy(scores.tolist(), local.tolist(), cloud.tolist(), tau)
+        lift = system - metrics.random_baseline(sent, cloud_only, raw)
+        row[f"at_{int(fraction * 100)}"] = {
+            "tau": round(tau, 5), "cloud_fraction": round(sent, 4),
+            "accuracy": round(system, 4), "lift_points": round(100 * lift, 2),
+        }  # fmt: skip
+    return row
+
+
+def fitted_scores(
+    train: LabelRun, test: LabelRun, setting: Setting
+) -> tuple[np.ndarray, np.ndarray]:
+    """(out-of-fold scores on train + calib, scores on eval) of one setting."""
+    oof = out_of_fold(train.data, [setting])[setting]
+    return oof, fit_setting(train.data, setting).predict(test.data)
+
+
+def v2_scores(train: LabelRun, test: LabelRun) -> tuple[np.ndarray, np.ndarray]:
+    """Version 2 as ``foggen calibrator fit`` makes it, on train + calib."""
+    assert train.hidden is not None and test.hidden is not None
+    data = train.data
+    v2 = fit_hidden_calibrator(data.x, train.hidden, data.y, model_sha256="eval")
+    setting = (int(v2.fit["components"]), float(v2.fit["l2"]))
+    oof = out_of_fold_hidden(data.x, train.hidden, data.y, grid=[setting])[setting]
+    return oof, v2.predict(test.data.x, test.hidden)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=EMBEDDED_NAME)
+    parser.add_argument("--out", type=Path, default=REPORTS)
+    args = parser.parse_args(argv)
+    config = replace(RuntimeConfig.from_env(), model=args.model, calibrator="none")
+    with EdgeRuntime.load(config, capture_hidden=False) as runtime:
+        train = load_label_run(runtime, ["train", "calib"])
+        test = load_label_run(runtime, ["eval"], measure=True)
+        file = runtime.model.file
+    name = file.reference.replace(":", "-").replace("/", "-")
+    sweep = json.loads((args.out / f"{name}.json").read_text())
+    cloud = cloud_correct(test)
+    rows = [
+        measured("bucket (raw)", train.bucket, test.bucket, test, cloud),
+        measured("letter (raw)", train.letter_max, test.letter_max, test, cloud),
+    ]
+    settings = {
+        "domain only": Setting(columns=DOMAIN_COLUMNS, l2=100.0),
+        "calibrated v1 (outputs)": Setting(l2=100.0),
+    }
+    for band, curve in sweep["learning_curve"].items():
+        position, layer = curve["read"].split("@")
+        settings[f"probe, best {band} read ({curve['read']})"] = Setting(
+            (Read(int(layer), position),)
+        )
+    for label, setting in settings.items():
+        rows.append(measured(label, *fitted_scores(train, test, setting), test, cloud))
+    if train.hidden is not None and test.hidden is not None:
+        rows.append(
+            measured("calibrated v2 (final hidden state)", *v2_scores(train, test), test, cloud)
+        )
+    shipped = shipped_calibrator(file.sha256)
+    if shipped is not None and shipped.probe is not None:
+        reads = shipped.probe.reads
+        states = [test.data.states[r] for r in reads]
+        v3 = shipped.predict(test.data.x, states=states)
+        chosen = Setting(reads, kind=shipped.probe.kind)
+        train_oof = out_of_fold(train.data, [chosen])[chosen]
+        label = f"v3 (shipped: {shipped.fit.get('setting')})"
+        rows.append(measured(label, train_oof, v3, test, cloud))
+        rng = np.random.default_rng(0)
+        null_train = replace(train, data=replace(train.data, y=rng.permutation(train.data.y)))
+        null = fit_setting(null_train.data, chosen).predict(test.data)
+        rows.append(measured("v3 setting on shuffled labels (null)", train_oof, null, test, cloud))
+    report = {
+        "format": "foggen-probes-eval", "version": 1, "model": file.reference,
+        "model_sha256": file.sha256, "n_eval": len(test.data.y), "n_train": len(train.data.y),
+        "raw_accuracy": round(float(test.data.y.mean()), 4),
+        "cloud_only_accuracy": round(float(cloud.mean()), 4), "signals": rows,
+        "machine": machine(),
+    }  # fmt: skip
+    write_json(args.out / f"{name}-eval.json", report)
+    for row in rows:
+        auroc, se, apgr = row["auroc"], row["auroc_se"], row["apgr"]
+        print(f"{row['signal']:60} AUROC {auroc:.3f} +- {se:.3f}  APGR {apgr}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
