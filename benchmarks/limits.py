@@ -5,8 +5,10 @@ python -m benchmarks.limits [--model NAME] [--per-domain N] [--threads N]
 After the cached system prompt, per question: the **question limit** (the question's own tokens,
 one row of logits), the **schema limit** (the question and the emitted response up to the
 letter in one decode, logits at its choice points), ``fast`` (the guessed bucket's response in
-the question's decode), ``fast_hidden`` (with the hidden-state capture) and ``fast_no_guess``
-(a decode per choice point: the walk before the guess), in an order rotating per question,
+the question's decode), ``fast_hidden`` (with the hidden-state capture), ``fast_no_guess``
+(a decode per choice point: the walk before the guess) and ``fast_probe`` (with the capture of
+the layers a version-3 calibrator reads, when the model's profile loads one), in an order
+rotating per question,
 each setting a context of its own on the same weights, fixed threads. Reported: medians and
 their ratios over all questions and the short ones (<= 80 question tokens), the guess's hit
 rate, and the letters that differ between the walks. Times are reported, never asserted.
@@ -15,13 +17,14 @@ rate, and the letters that differ between the walks. Times are reported, never a
 from __future__ import annotations
 
 import argparse
+import functools
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
-from benchmarks.bench.speed import fast_and_limits, limit_ratios
+from benchmarks.bench.speed import Timed, fast_and_limits, limit_ratios
 from benchmarks.report import machine, write_json
 from edge_runtime.catalog import EMBEDDED_NAME
 from edge_runtime.config import NO_GUESS, Mode, RuntimeConfig
@@ -36,11 +39,12 @@ RATIOS = (
     ("fast_no_guess", "schema_limit"),
     ("fast", "fast_no_guess"),
     ("fast_hidden", "fast"),
+    ("fast_probe", "fast"),
 )
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    out = limit_ratios(rows, RATIOS)
+    out = limit_ratios(rows, [(a, b) for a, b in RATIOS if f"{a}_ms" in rows[0]])
     out["guess_hit_rate"] = round(sum(bool(r["fast_guess_hit"]) for r in rows) / len(rows), 4)
     out["letters_differing"] = {
         "fast_no_guess": sum(r["fast_letter"] != r["fast_no_guess_letter"] for r in rows),
@@ -56,20 +60,32 @@ def measure(
     progress: bool,
     domains: tuple[str, ...] = DOMAINS,
 ) -> dict[str, Any]:
-    """``runtime`` must capture hidden states (``fast_hidden`` runs on it); the others run on
-    contexts of their own beside it."""
+    """Every run on a context of its own beside ``runtime`` (the weights are shared):
+    ``fast_hidden`` with the final state's capture, ``fast_probe`` (when the runtime's
+    calibrator is a layer probe) with the capture of the probe's layers only."""
     questions = stratified(per_domain, split="eval", domains=domains)
-    plain = runtime.sibling(capture_hidden=False)
-    config = replace(runtime.config, guess=NO_GUESS)
-    before = runtime.sibling(config=config, capture_hidden=False)
+    contexts = {
+        "plain": runtime.sibling(capture_hidden=False, capture_layers=()),
+        "hidden": runtime.sibling(capture_hidden=True, capture_layers=()),
+        "before": runtime.sibling(
+            config=replace(runtime.config, guess=NO_GUESS), capture_hidden=False, capture_layers=()
+        ),
+    }
+    layers = runtime.calibrator.layers if runtime.calibrator is not None else ()
+    if layers:
+        contexts["probe"] = runtime.sibling(capture_hidden=False, capture_layers=layers)
     try:
         rows = []
         for n, q in enumerate(tqdm(questions, desc="limits", unit="q", disable=not progress)):
-            old = (before, lambda q=q: before.run_edge(q, mode=Mode.FAST))
-            rows.append(fast_and_limits(runtime, plain, q, n, more={"fast_no_guess": old}))
+            more: Timed = {}
+            for name, context in contexts.items():
+                if name in ("before", "probe"):
+                    label = "fast_no_guess" if name == "before" else "fast_probe"
+                    more[label] = (context, functools.partial(context.run_edge, q, mode=Mode.FAST))
+            rows.append(fast_and_limits(contexts["hidden"], contexts["plain"], q, n, more=more))
     finally:
-        before.close()
-        plain.close()
+        for context in contexts.values():
+            context.close()
     file = runtime.model.file
     return {
         "format": "foggen-limits",

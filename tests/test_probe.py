@@ -137,3 +137,36 @@ def test_the_runtime_and_foggen_ask_apply_a_v3_calibrator_to_the_pass(
     printed = json.loads(asked.stdout)
     assert printed["p_correct_version"] == 3
     assert printed["p_correct"] == pytest.approx(record.p_correct, abs=1e-9)
+
+
+@pytest.mark.slow
+def test_the_knowledgeable_tier_ships_a_v3_calibrator_and_routes_on_its_profile(
+    qwen_runtime: EdgeRuntime, cli_env: dict[str, str]
+) -> None:
+    from edge_runtime.routing.calibrator import shipped_calibrator
+    from edge_runtime.routing.profile import find_profile
+
+    sha256 = qwen_runtime.model.file.sha256
+    shipped = shipped_calibrator(sha256)
+    assert shipped is not None and shipped.version == 3 and shipped.fit["n"] >= 4000
+    found = find_profile("auto", sha256)
+    assert found is not None
+    profile = found[0]
+    question = labelled_questions(["calib"])[1]
+    ask = [sys.executable, "-m", "foggen", "ask", question.text, "--model", "qwen2.5-coder-1.5b"]
+    ask += [a for c in question.choices for a in ("-c", c)]
+    ask += ["--domain", str(question.domain), "--json"]
+    by_default = subprocess.run(ask, env=cli_env, capture_output=True, timeout=600)
+    assert by_default.returncode == 0, by_default.stderr
+    record = json.loads(by_default.stdout)
+    assert record["profile"] == f"{profile.name}/cloud-50"
+    assert record["signal"] == profile.signal.value
+    assert record["tau"] == profile.table().tau_for(question.domain)
+    chosen = subprocess.run(
+        [*ask, "--signal", "calibrated", "--tau", "0.5"], env=cli_env, capture_output=True,
+        timeout=600,
+    )  # fmt: skip
+    assert chosen.returncode == 0, chosen.stderr
+    explicit = json.loads(chosen.stdout)
+    assert explicit["profile"] is None and explicit["p_correct_version"] == 3
+    assert explicit["local_answer"] == record["local_answer"]

@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from edge_runtime.catalog import EMBEDDED_NAME, require_named
 from edge_runtime.config import Mode, RuntimeConfig
 from edge_runtime.errors import ConfigError
 from edge_runtime.mcq import stratified
@@ -122,12 +121,3 @@ def test_profiles_of_another_model_or_malformed_are_refused(
         find_profile("cloud-90", data["model_sha256"]) if shipped_profile_path(
             data["model_sha256"]
         ).is_file() else Profile.from_dict(data, origin="x").table("cloud-90")
-
-
-def test_the_embedded_model_ships_a_profile_that_says_what_it_routes_on() -> None:
-    sha256 = require_named(EMBEDDED_NAME).sha256
-    found = find_profile("auto", sha256)
-    assert found is not None
-    profile, point = found
-    assert point is None and set(profile.points) == {"cloud-50", "cloud-70"}
-    assert "chance" in profile.note

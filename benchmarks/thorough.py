@@ -1,0 +1,187 @@
+"""`make thorough`: what asking again with the options re-ordered buys, for k = 1 ... 4.
+
+python -m benchmarks.thorough [--model NAME] [--per-domain 50] [--k 4]
+
+On a fixed eval subset, each question is asked in 4 option orders (``edge_runtime.thorough``);
+the first k orders of the same run give k = 1 ... 4. Per question and order the mapped letter
+distribution, the answer, the calibrator's p_correct (when the model's profile loads one) and
+the milliseconds are kept in ``reports/thorough/<model>-rows.jsonl`` (resumable: a question
+already there is not asked again). Then, per k: the accuracy of the first answer and of the
+consensus answer, and for each signal (the first pass's letter probability and p_correct,
+the agreement of the orders, the consensus probability, the first answer's smallest
+probability, the mean p_correct of the orders that agree with the first answer) AUROC +- SE,
+APGR +- SE and the lift at 50 % and 70 % routed, with the milliseconds a question costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from benchmarks.bench.routellm import routellm_metrics
+from benchmarks.probes.sweep import scored
+from benchmarks.report import machine, write_json
+from benchmarks.simulated_cloud import AnswerBook, SimulatedCloudConfig
+from edge_runtime.catalog import EMBEDDED_NAME
+from edge_runtime.config import RuntimeConfig
+from edge_runtime.mcq import stratified
+from edge_runtime.question import Question
+from edge_runtime.routing import metrics
+from edge_runtime.routing.passes import question_key
+from edge_runtime.runtime import EdgeRuntime
+from edge_runtime.thorough import MAX_ORDERS, option_orders, reordered
+
+REPORTS = Path("reports/thorough")
+
+
+def ask_orders(runtime: EdgeRuntime, question: Question) -> dict[str, Any]:
+    """One question in every order: mapped distributions, answers, p_correct, ms per order."""
+    letters = question.letters
+    orders = option_orders(len(letters), MAX_ORDERS)
+    row: dict[str, Any] = {"key": question_key(question), "domain": question.domain, "orders": []}
+    with runtime.exclusive():
+        for n, order in enumerate(orders):
+            shown = reordered(question, order)
+            started = time.perf_counter()
+            result = runtime.run_edge(shown, mode=runtime.config.mode, keep_cache=n > 0)
+            ms = (time.perf_counter() - started) * 1000.0
+            probs = result.letter_probs or {}
+            letter = result.letter
+            row["orders"].append({
+                "order": list(order),
+                "probs": {letters[order[i]]: probs.get(x, 0.0) for i, x in enumerate(letters)},
+                "answer": None if letter is None else letters[order[letters.index(letter)]],
+                "p_correct": runtime.p_correct(shown, result),
+                "ms": round(ms, 2),
+            })  # fmt: skip
+    return row
+
+
+def signals_at(row: dict[str, Any], k: int, gold: str) -> dict[str, Any]:
+    """The answers and signals of one question from its first k orders."""
+    orders = row["orders"][:k]
+    first = orders[0]["answer"]
+    letters = list(orders[0]["probs"])
+    consensus = {x: float(np.mean([o["probs"][x] for o in orders])) for x in letters}
+    chosen = max(letters, key=lambda x: (consensus[x], -letters.index(x)))
+    agreeing = [
+        o["p_correct"] for o in orders if o["answer"] == first and o["p_correct"] is not None
+    ]
+    p_first = orders[0]["p_correct"]
+    return {
+        "first_correct": first == gold,
+        "consensus_correct": chosen == gold,
+        "letter": orders[0]["probs"].get(first or "", 0.0),
+        "agreement": sum(o["answer"] == first for o in orders) / len(orders),
+        "consensus_p": consensus[chosen],
+        "first_min": min(o["probs"].get(first or "", 0.0) for o in orders),
+        "p_correct": p_first,
+        "p_correct_agreeing": (sum(agreeing) / len(orders)) if agreeing else None,
+        "ms": sum(o["ms"] for o in orders),
+    }
+
+
+def summarise(
+    rows: list[dict[str, Any]], gold: dict[str, str], cloud: dict[str, bool]
+) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k in range(1, MAX_ORDERS + 1):
+        per = [signals_at(r, k, gold[r["key"]]) for r in rows]
+        clouds = np.array([cloud[r["key"]] for r in rows])
+        first = np.array([p["first_correct"] for p in per])
+        entry: dict[str, Any] = {
+            "accuracy_first": round(float(first.mean()), 4),
+            "accuracy_consensus": round(float(np.mean([p["consensus_correct"] for p in per])), 4),
+            "ms_per_question": round(float(np.median([p["ms"] for p in per])), 1),
+            "signals": {},
+        }
+        for signal in (
+            "letter",
+            "agreement",
+            "consensus_p",
+            "first_min",
+            "p_correct",
+            "p_correct_agreeing",
+        ):
+            values = [p[signal] for p in per]
+            if any(v is None for v in values):
+                continue
+            scores = np.array(values, dtype=np.float64)
+            routed = routellm_metrics(scores.tolist(), first.tolist(), clouds.tolist())
+            lifts = {}
+            for fraction in (0.5, 0.7):
+                tau = float(np.quantile(scores, fraction))
+                sent = metrics.cloud_fraction(scores.tolist(), tau)
+                system = metrics.system_accuracy(
+                    scores.tolist(), first.tolist(), clouds.tolist(), tau
+                )
+                lift = system - metrics.random_baseline(
+                    sent, float(clouds.mean()), float(first.mean())
+                )
+                lifts[f"at_{int(fraction * 100)}"] = {
+                    "cloud_fraction": round(sent, 3),
+                    "lift_points": round(100 * lift, 2),
+                }
+            entry["signals"][signal] = {
+                **scored(scores, first),
+                "apgr": routed.apgr,
+                "apgr_se": routed.apgr_se,
+                **lifts,
+            }
+        out[f"k={k}"] = entry
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=EMBEDDED_NAME)
+    parser.add_argument("--per-domain", type=int, default=50)
+    parser.add_argument("--out", type=Path, default=REPORTS)
+    args = parser.parse_args(argv)
+    config = replace(RuntimeConfig.from_env(), model=args.model)
+    questions = stratified(args.per_domain, split="eval")
+    name = args.model.replace(":", "-").replace("/", "-")
+    cache = args.out / f"{name}-rows.jsonl"
+    done = {}
+    if cache.is_file():
+        for line in cache.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                done[row["key"]] = row
+    with EdgeRuntime.load(config) as runtime:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with cache.open("a", encoding="utf-8") as handle:
+            for question in tqdm(
+                [q for q in questions if question_key(q) not in done], desc="thorough", unit="q"
+            ):
+                row = ask_orders(runtime, question)
+                handle.write(json.dumps(row) + "\n")
+                handle.flush()
+                done[row["key"]] = row
+        profile = runtime.routing.profile_label
+    rows = [done[question_key(q)] for q in questions]
+    gold = {question_key(q): q.answer or "" for q in questions}
+    book = AnswerBook.bundled(SimulatedCloudConfig())
+    cloud = {question_key(q): bool(book.reply(q.text, q.choices).correct) for q in questions}
+    report = {
+        "format": "foggen-thorough", "version": 1, "model": args.model, "profile": profile,
+        "n": len(rows), "by_k": summarise(rows, gold, cloud), "machine": machine(),
+    }  # fmt: skip
+    write_json(args.out / f"{name}.json", report)
+    for k, entry in report["by_k"].items():
+        signal, best = max(entry["signals"].items(), key=lambda s: s[1]["auroc"])
+        first, consensus = entry["accuracy_first"], entry["accuracy_consensus"]
+        print(f"{k}: first {first:.3f} consensus {consensus:.3f} best {signal} "
+              f"AUROC {best['auroc']:.3f} ms {entry['ms_per_question']}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
