@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from benchmarks.probes.compact import load_compact
 from benchmarks.probes.data import LabelRun, load_label_run
 from benchmarks.probes.markdown import write_plot, write_readme
 from benchmarks.probes.profile import build_profile
@@ -53,10 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", default=None, help="sweep only these layers (e.g. 4,8,12)")
     parser.add_argument("--ship", action="store_true", help="ship the calibrator in the package")
     parser.add_argument("--out", type=Path, default=REPORTS)
+    parser.add_argument("--compact", type=Path, help="a committed compact run instead of the store")
     args = parser.parse_args(argv)
     config = replace(RuntimeConfig.from_env(), model=args.model, calibrator="none")
     with EdgeRuntime.load(config, capture_hidden=False) as runtime:
-        run = load_label_run(runtime, args.splits.split(","))
+        if args.compact:
+            run = load_compact(args.compact)
+        else:
+            run = load_label_run(runtime, args.splits.split(","))
         file = runtime.model.file
     if args.layers:
         keep = {int(x) for x in args.layers.split(",")}

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.bench.routellm import routellm_metrics
+from benchmarks.probes.compact import load_compact
 from benchmarks.probes.data import LabelRun, load_label_run
 from benchmarks.probes.sweep import scored
 from benchmarks.report import machine, write_json
@@ -92,11 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=EMBEDDED_NAME)
     parser.add_argument("--out", type=Path, default=REPORTS)
+    parser.add_argument("--compact", type=Path, nargs=2, metavar=("TRAIN", "EVAL"),
+                        help="committed compact runs instead of the store")  # fmt: skip
     args = parser.parse_args(argv)
     config = replace(RuntimeConfig.from_env(), model=args.model, calibrator="none")
     with EdgeRuntime.load(config, capture_hidden=False) as runtime:
-        train = load_label_run(runtime, ["train", "calib"])
-        test = load_label_run(runtime, ["eval"], measure=True)
+        if args.compact:
+            train, test = (load_compact(path) for path in args.compact)
+        else:
+            train = load_label_run(runtime, ["train", "calib"])
+            test = load_label_run(runtime, ["eval"], measure=True)
         file = runtime.model.file
     name = file.reference.replace(":", "-").replace("/", "-")
     sweep = json.loads((args.out / f"{name}.json").read_text())

@@ -1,0 +1,132 @@
+"""A label run, compact enough to commit: what a fresh machine needs to refit the probes.
+
+The whole run of the 1.5B is ~820 MB (every layer at two positions). The committed form keeps:
+per question the key, label, output features, bucket and letter probability; and, for a few
+reads (the chosen probe's and the best of each layer band), the states' first 256 principal
+components of the standardised states (scores in float16, the basis in float16). Loading
+rebuilds each read's states from them (a rank-256 reconstruction: what a probe with k <= 256
+components sees of the states is kept; the rest of the variance is the part it drops anyway),
+so every fitting tool works on it unchanged, and a probe fitted on it applies to raw states.
+
+    python -m benchmarks.probes.compact --model NAME --reads letter@14,question@20   (write)
+
+``benchmarks.probes`` and ``benchmarks.probes.evaluate`` read it with ``--compact PATH``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from benchmarks.probes.data import LabelRun, load_label_run
+from edge_runtime.catalog import EMBEDDED_NAME
+from edge_runtime.config import RuntimeConfig
+from edge_runtime.mcq import DOMAINS, SPLITS, load_questions
+from edge_runtime.question import Question
+from edge_runtime.routing.fit_probe import Labelled
+from edge_runtime.routing.passes import question_key
+from edge_runtime.routing.probe import Read
+from edge_runtime.runtime import EdgeRuntime
+
+COMPONENTS = 256
+DATA = Path("reports/probes/data")
+
+
+def parse_reads(text: str) -> list[Read]:
+    reads = []
+    for item in text.split(","):
+        position, layer = item.strip().split("@")
+        reads.append(Read(int(layer), position))
+    return reads
+
+
+def _bases(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Each read's (mean, std, basis) of a compact file."""
+    with np.load(path) as data:
+        return {
+            str(text): (data[f"mean_{n}"], data[f"std_{n}"], data[f"basis_{n}"].astype(np.float64))
+            for n, text in enumerate(data["reads"].tolist())
+        }
+
+
+def save_compact(
+    run: LabelRun, reads: Sequence[Read], path: Path, *, bases_from: Path | None = None
+) -> Path:
+    """Write ``run`` with ``reads``; ``bases_from``: project on another compact file's bases
+    (eval on train + calib's, so both are the same functions of the raw states)."""
+    given = _bases(bases_from) if bases_from else {}
+    arrays: dict[str, Any] = {
+        "keys": np.array([question_key(q) for q in run.questions]),
+        "x": run.data.x.astype(np.float32),
+        "y": run.data.y,
+        "letter_max": run.letter_max.astype(np.float32),
+        "bucket": run.bucket.astype(np.float32),
+        "reads": np.array([str(r) for r in reads]),
+    }
+    for n, read in enumerate(reads):
+        states = np.asarray(run.data.states[read], dtype=np.float64)
+        if str(read) in given:
+            mean, std, basis = given[str(read)]
+            z = (states - mean) / std
+        else:
+            mean, std = states.mean(axis=0), states.std(axis=0)
+            std = np.where(std > 1e-12, std, 1.0)
+            z = (states - mean) / std
+            basis = np.linalg.svd(z, full_matrices=False)[2][:COMPONENTS]
+        arrays[f"scores_{n}"] = (z @ basis.T).astype(np.float16)
+        arrays[f"basis_{n}"] = basis.astype(np.float16)
+        arrays[f"mean_{n}"], arrays[f"std_{n}"] = mean.astype(np.float32), std.astype(np.float32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as handle:
+        np.savez_compressed(handle, **arrays)
+    return path
+
+
+def load_compact(path: Path) -> LabelRun:
+    """The committed run, states rebuilt from their principal components."""
+    by_key: dict[str, Question] = {
+        question_key(q): q for split in SPLITS for d in DOMAINS for q in load_questions(d, split)
+    }
+    with np.load(path) as data:
+        questions = [by_key[str(k)] for k in data["keys"].tolist()]
+        states = {}
+        for n, text in enumerate(data["reads"].tolist()):
+            (read,) = parse_reads(str(text))
+            z = data[f"scores_{n}"].astype(np.float32) @ data[f"basis_{n}"].astype(np.float32)
+            states[read] = z * data[f"std_{n}"] + data[f"mean_{n}"]
+        labelled = Labelled(data["x"].astype(np.float64), data["y"].astype(bool), states)
+        return LabelRun(
+            questions, labelled, tuple(sorted({r.layer for r in states})),
+            data["letter_max"].astype(np.float64), data["bucket"].astype(np.float64),
+        )  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default=EMBEDDED_NAME)
+    parser.add_argument("--reads", required=True, help="e.g. letter@14,question@20")
+    parser.add_argument("--splits", default="train,calib")
+    parser.add_argument("--bases", type=Path, help="project on this compact file's bases")
+    args = parser.parse_args(argv)
+    config = replace(RuntimeConfig.from_env(), model=args.model, calibrator="none")
+    splits = args.splits.split(",")
+    with EdgeRuntime.load(config, capture_hidden=False) as runtime:
+        run = load_label_run(runtime, splits, measure="eval" in splits)
+        reference = runtime.model.file.reference
+    name = reference.replace(":", "-").replace("/", "-")
+    out = save_compact(
+        run, parse_reads(args.reads), DATA / f"{name}-{'+'.join(splits)}.npz", bases_from=args.bases
+    )
+    print(
+        f"compact: {len(run.questions)} questions -> {out} ({out.stat().st_size / 2**20:.1f} MiB)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
