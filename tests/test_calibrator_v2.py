@@ -165,12 +165,19 @@ def test_fit_then_ask_and_route_on_the_hidden_state(
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["gemma-3-270m", "smollm2-135m", "qwen2.5-coder-1.5b"])
 def test_named_models_ship_a_hidden_state_calibrator(name: str) -> None:
+    """Each named model ships a calibrator that reads its states: the final hidden state
+    (version 2, fitted on calib) or, after `make probes`, a layer probe (version 3, fitted on
+    train + calib)."""
     from edge_runtime.catalog import require_named
 
     entry = require_named(name)
     shipped = Calibrator.load(shipped_path(entry.sha256))
-    assert shipped.model_sha256 == entry.sha256 and shipped.needs_hidden
-    assert shipped.fit["split"] == "calib" and shipped.fit["n"] >= 400
+    assert shipped.model_sha256 == entry.sha256
+    if shipped.version == 3:
+        assert shipped.layers and "train" in shipped.fit["split"] and shipped.fit["n"] >= 3000
+    else:
+        assert shipped.needs_hidden
+        assert shipped.fit["split"] == "calib" and shipped.fit["n"] >= 400
 
 
 def test_signal_calibrated_loads_the_shipped_calibrator(model_home: Path) -> None:

@@ -21,7 +21,7 @@ CHANCE = 0.56  # below this AUROC a signal is called "at chance" (about 2 SE abo
 DESCRIBED = {
     Signal.BUCKET: "the confidence bucket it writes",
     Signal.LETTER: "the probability of the letter it answers",
-    Signal.CALIBRATED: "p_correct, a probe of its middle layers (calibrator version 3)",
+    Signal.CALIBRATED: "p_correct, a probe of its layer outputs (calibrator version 3)",
 }
 
 

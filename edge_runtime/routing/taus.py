@@ -8,7 +8,7 @@ The file (JSON, written by ``benchmarks.bench.tau``)::
      "global": {"tau": 0.25, "cloud_fraction": ..., "accuracy": ..., "met": ..., "note": ...},
      "domains": {"law": {"tau": ..., ...}, ...},
      "source": {"bench": "...", "split": "...", "n_questions": ..., "git_commit": "..."},
-     "p_correct_version": 1 | 2}   (signal calibrated: which calibrator's scale; optional)
+     "p_correct_version": 1 | 2 | 3}   (signal calibrated: which calibrator's scale; optional)
 
 A question whose domain has an entry uses that tau, any other the global one. Thresholds are on
 the scale of one signal and were measured on one model: a file made for another model or
@@ -101,6 +101,6 @@ class TauTable:
 def _version(value: Any) -> int | None:
     if value is None:
         return None
-    if value not in (1, 2):
-        raise ValueError(f"p_correct_version {value!r} (1 or 2 expected)")
+    if value not in (1, 2, 3):
+        raise ValueError(f"p_correct_version {value!r} (1, 2 or 3 expected)")
     return int(value)
