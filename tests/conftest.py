@@ -107,6 +107,16 @@ def runtime(model_home: Path) -> Iterator[EdgeRuntime]:
     rt.close()
 
 
+@pytest.fixture(scope="session")
+def layered_runtime(runtime: EdgeRuntime) -> Iterator[EdgeRuntime]:
+    """The embedded model reading every layer's output (edge_runtime.capture), a context of its
+    own on the session's weights."""
+    every = tuple(range(runtime.engine.n_layer))
+    sibling = runtime.sibling(capture_hidden=True, capture_layers=every)
+    yield sibling
+    sibling.close()
+
+
 def _named_runtime(name: str, home: Path) -> EdgeRuntime:
     """A named model assembled into ``home`` (once) and loaded through real llama.cpp."""
     from edge_runtime.catalog import require_named

@@ -29,17 +29,12 @@ READS = (Read(9, "question"), Read(12, "letter"))
 
 
 @pytest.fixture(scope="module")
-def label_run(runtime: EdgeRuntime, model_home: Path) -> Iterator[LabelRun]:
+def label_run(layered_runtime: EdgeRuntime, model_home: Path) -> Iterator[LabelRun]:
     """A small label run of the embedded model (every layer read) in the test session's home."""
-    every = tuple(range(runtime.engine.n_layer))
-    layered = runtime.sibling(capture_hidden=True, capture_layers=every)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("FOGGEN_HOME", str(model_home))
-        try:
-            run(layered, labelled_questions(["calib"])[:N_QUESTIONS], progress=False)
-            yield load_label_run(layered, ["calib"])
-        finally:
-            layered.close()
+        run(layered_runtime, labelled_questions(["calib"])[:N_QUESTIONS], progress=False)
+        yield load_label_run(layered_runtime, ["calib"])
 
 
 def states_of(label_run: LabelRun, reads: tuple[Read, ...]) -> list[np.ndarray]:

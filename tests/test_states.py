@@ -3,7 +3,6 @@ that round-trip, resume after an interruption and refuse what does not fit."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +16,9 @@ from edge_runtime.routing.states import StateStore, StateStoreError, from_half, 
 from edge_runtime.runtime import EdgeRuntime
 
 
-@pytest.fixture(scope="module")
-def layered(runtime: EdgeRuntime) -> Iterator[EdgeRuntime]:
-    """The embedded model reading every layer, on the test session's weights."""
-    every = tuple(range(runtime.engine.n_layer))
-    sibling = runtime.sibling(capture_hidden=True, capture_layers=every)
-    yield sibling
-    sibling.close()
+@pytest.fixture
+def layered(layered_runtime: EdgeRuntime) -> EdgeRuntime:
+    return layered_runtime
 
 
 def test_a_pass_reading_every_layer_is_the_pass_without(
