@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -72,6 +73,10 @@ def run(
     return states, len(missing)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=EMBEDDED_NAME, help="a catalog name or a GGUF path")
@@ -89,6 +94,9 @@ def main(argv: list[str] | None = None) -> int:
         runtime = loaded.sibling(
             capture_hidden=True, capture_layers=tuple(range(loaded.engine.n_layer))
         )
+    # A background job ignores SIGINT: let SIGTERM stop it the same way, the pending states
+    # flushed (an interrupted chunk is otherwise lost)
+    signal.signal(signal.SIGTERM, _interrupt)
     with runtime:
         states, ran = run(runtime, questions)
     print(f"labels: {ran} passes run, {len(states)} stored in {states.directory}")
