@@ -89,6 +89,26 @@ def v2_scores(train: LabelRun, test: LabelRun) -> tuple[np.ndarray, np.ndarray]:
     return oof, v2.predict(test.data.x, test.hidden)
 
 
+def v3_rows(
+    train: LabelRun, test: LabelRun, sha256: str, cloud: np.ndarray
+) -> list[dict[str, Any]]:
+    """The shipped version-3 calibrator on eval, and its setting fitted on shuffled labels."""
+    shipped = shipped_calibrator(sha256)
+    if shipped is None or shipped.probe is None:
+        return []
+    reads = shipped.probe.reads
+    v3 = shipped.predict(test.data.x, states=[test.data.states[r] for r in reads])
+    chosen = Setting(reads, kind=shipped.probe.kind)
+    train_oof = out_of_fold(train.data, [chosen])[chosen]
+    rng = np.random.default_rng(0)
+    null_train = replace(train.data, y=rng.permutation(train.data.y))
+    null = fit_setting(null_train, chosen).predict(test.data)
+    return [
+        measured(f"v3 (shipped: {shipped.fit.get('setting')})", train_oof, v3, test, cloud),
+        measured("v3 setting on shuffled labels (null)", train_oof, null, test, cloud),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=EMBEDDED_NAME)
@@ -126,19 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(
             measured("calibrated v2 (final hidden state)", *v2_scores(train, test), test, cloud)
         )
-    shipped = shipped_calibrator(file.sha256)
-    if shipped is not None and shipped.probe is not None:
-        reads = shipped.probe.reads
-        states = [test.data.states[r] for r in reads]
-        v3 = shipped.predict(test.data.x, states=states)
-        chosen = Setting(reads, kind=shipped.probe.kind)
-        train_oof = out_of_fold(train.data, [chosen])[chosen]
-        label = f"v3 (shipped: {shipped.fit.get('setting')})"
-        rows.append(measured(label, train_oof, v3, test, cloud))
-        rng = np.random.default_rng(0)
-        null_train = replace(train, data=replace(train.data, y=rng.permutation(train.data.y)))
-        null = fit_setting(null_train.data, chosen).predict(test.data)
-        rows.append(measured("v3 setting on shuffled labels (null)", train_oof, null, test, cloud))
+    rows += v3_rows(train, test, file.sha256, cloud)
     report = {
         "format": "foggen-probes-eval", "version": 1, "model": file.reference,
         "model_sha256": file.sha256, "n_eval": len(test.data.y), "n_train": len(train.data.y),
