@@ -67,21 +67,21 @@ def measure(
     contexts = {
         "plain": runtime.sibling(capture_hidden=False, capture_layers=()),
         "hidden": runtime.sibling(capture_hidden=True, capture_layers=()),
-        "before": runtime.sibling(
+        "fast_no_guess": runtime.sibling(
             config=replace(runtime.config, guess=NO_GUESS), capture_hidden=False, capture_layers=()
         ),
     }
     layers = runtime.calibrator.layers if runtime.calibrator is not None else ()
     if layers:
-        contexts["probe"] = runtime.sibling(capture_hidden=False, capture_layers=layers)
+        contexts["fast_probe"] = runtime.sibling(capture_hidden=False, capture_layers=layers)
     try:
         rows = []
         for n, q in enumerate(tqdm(questions, desc="limits", unit="q", disable=not progress)):
-            more: Timed = {}
-            for name, context in contexts.items():
-                if name in ("before", "probe"):
-                    label = "fast_no_guess" if name == "before" else "fast_probe"
-                    more[label] = (context, functools.partial(context.run_edge, q, mode=Mode.FAST))
+            more: Timed = {  # the runs beside fast and fast_hidden, each on its own context
+                name: (context, functools.partial(context.run_edge, q, mode=Mode.FAST))
+                for name, context in contexts.items()
+                if name.startswith("fast_")
+            }
             rows.append(fast_and_limits(contexts["hidden"], contexts["plain"], q, n, more=more))
     finally:
         for context in contexts.values():

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -25,43 +24,36 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.bench.routellm import routellm_metrics
-from benchmarks.probes.sweep import scored
+from benchmarks.probes.sweep import measured
 from benchmarks.report import machine, write_json
 from benchmarks.simulated_cloud import AnswerBook, SimulatedCloudConfig
 from edge_runtime.catalog import EMBEDDED_NAME
 from edge_runtime.config import RuntimeConfig
 from edge_runtime.mcq import stratified
 from edge_runtime.question import Question
-from edge_runtime.routing import metrics
 from edge_runtime.routing.passes import question_key
 from edge_runtime.runtime import EdgeRuntime
-from edge_runtime.thorough import MAX_ORDERS, option_orders, reordered
+from edge_runtime.thorough import MAX_ORDERS, reordered, thorough_pass
 
 REPORTS = Path("reports/thorough")
 
 
 def ask_orders(runtime: EdgeRuntime, question: Question) -> dict[str, Any]:
     """One question in every order: mapped distributions, answers, p_correct, ms per order."""
-    letters = question.letters
-    orders = option_orders(len(letters), MAX_ORDERS)
-    row: dict[str, Any] = {"key": question_key(question), "domain": question.domain, "orders": []}
-    with runtime.exclusive():
-        for n, order in enumerate(orders):
-            shown = reordered(question, order)
-            started = time.perf_counter()
-            result = runtime.run_edge(shown, mode=runtime.config.mode, keep_cache=n > 0)
-            ms = (time.perf_counter() - started) * 1000.0
-            probs = result.letter_probs or {}
-            letter = result.letter
-            row["orders"].append({
-                "order": list(order),
-                "probs": {letters[order[i]]: probs.get(x, 0.0) for i, x in enumerate(letters)},
-                "answer": None if letter is None else letters[order[letters.index(letter)]],
-                "p_correct": runtime.p_correct(shown, result),
-                "ms": round(ms, 2),
-            })  # fmt: skip
-    return row
+    asked = thorough_pass(runtime, question, MAX_ORDERS)
+    orders = [
+        {
+            "order": list(order),
+            "probs": probs,
+            "answer": answer,
+            "p_correct": runtime.p_correct(reordered(question, order), result),
+            "ms": round(ms, 2),
+        }  # fmt: skip
+        for order, result, probs, answer, ms in zip(
+            asked.orders, asked.passes, asked.option_probs, asked.answers, asked.ms, strict=True
+        )
+    ]
+    return {"key": question_key(question), "domain": question.domain, "orders": orders}
 
 
 def signals_at(row: dict[str, Any], k: int, gold: str) -> dict[str, Any]:
@@ -114,27 +106,8 @@ def summarise(
             if any(v is None for v in values):
                 continue
             scores = np.array(values, dtype=np.float64)
-            routed = routellm_metrics(scores.tolist(), first.tolist(), clouds.tolist())
-            lifts = {}
-            for fraction in (0.5, 0.7):
-                tau = float(np.quantile(scores, fraction))
-                sent = metrics.cloud_fraction(scores.tolist(), tau)
-                system = metrics.system_accuracy(
-                    scores.tolist(), first.tolist(), clouds.tolist(), tau
-                )
-                lift = system - metrics.random_baseline(
-                    sent, float(clouds.mean()), float(first.mean())
-                )
-                lifts[f"at_{int(fraction * 100)}"] = {
-                    "cloud_fraction": round(sent, 3),
-                    "lift_points": round(100 * lift, 2),
-                }
-            entry["signals"][signal] = {
-                **scored(scores, first),
-                "apgr": routed.apgr,
-                "apgr_se": routed.apgr_se,
-                **lifts,
-            }
+            # the operating points from these very scores: thorough mode has no split of its own
+            entry["signals"][signal] = measured(signal, scores, scores, first, clouds)
         out[f"k={k}"] = entry
     return out
 

@@ -125,16 +125,6 @@ def _f32_shape(tensor: int, name: str) -> tuple[int, int]:
     return rows, (count // rows if rows else 0)
 
 
-def copy_rows(tensor: int, name: str) -> np.ndarray:
-    """A float32 copy of a contiguous F32 tensor as (rows, width); raises rather than read
-    anything else."""
-    rows, width = _f32_shape(tensor, name)
-    out = np.empty((rows, width), dtype=np.float32)
-    if out.size:
-        _ggml().ggml_backend_tensor_get(tensor, out.ctypes.data, 0, out.nbytes)
-    return out
-
-
 @dataclass(frozen=True)
 class RowPlan:
     """Which rows of the next graph to copy: batch indices ``rows`` of a batch of ``n_tokens``
@@ -193,7 +183,7 @@ class StateCapture:
             raise ValueError("a StateCapture needs at least one tensor name")
         self.names = tuple(names)
         self._picked: dict[str, dict[int, np.ndarray]] = {name: {} for name in self.names}
-        self._plan: RowPlan | None = None  # None: copy every row
+        self._plan: RowPlan | None = None  # the engine sets one before each decode
         self._failure: tuple[str, BaseException] | None = None  # the node's name, the error
         self._callback: object | None = None  # the ctypes callback, referenced for C
 
@@ -206,8 +196,8 @@ class StateCapture:
         ctx_params.cb_eval = self._callback
         ctx_params.cb_eval_user_data = ctypes.c_void_p()  # NULL: the closure holds the state
 
-    def plan(self, plan: RowPlan | None) -> None:
-        """Copy only ``plan``'s rows of the graphs to come; None: every row (by row index)."""
+    def plan(self, plan: RowPlan) -> None:
+        """Copy ``plan``'s rows of the graphs to come (before a plan, nothing is copied)."""
         self._plan = plan
 
     def take_rows(self, name: str) -> dict[int, np.ndarray]:
@@ -249,9 +239,7 @@ class StateCapture:
                 if ask:
                     return raw in wanted
                 name = raw.decode()
-                if self._plan is None:
-                    picked[name].update(enumerate(copy_rows(tensor, name)))
-                else:
+                if self._plan is not None:
                     picked[name].update(copy_planned(tensor, name, self._plan))
             except BaseException as error:  # noqa: BLE001 - nothing may unwind into C
                 if self._failure is None:

@@ -160,7 +160,11 @@ class RuntimeConfig:
         """Whether a signal, a tau or a tau file was chosen (a routing profile then steps aside)."""
         return self.signal is not None or self.tau is not None or bool(self.tau_file)
 
-    @classmethod
+    def leaves_routing_to_profile(self) -> bool:
+        """Whether a routing profile may decide: nothing chosen, and fast mode (a profile reads
+        its distributions)."""
+        return not self.chose_routing() and self.mode is Mode.FAST
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeConfig:
         env = os.environ if env is None else env

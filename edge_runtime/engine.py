@@ -350,7 +350,7 @@ class LlamaEngine(Vocabulary):
         if self._capture is None or FINAL_STATE not in self._capture.names:
             return None
         picked = self._capture.take_rows(FINAL_STATE)
-        if len(picked) != n_rows:
+        if len(picked) != n_rows or any(row.shape != (self.n_embd,) for row in picked.values()):
             raise EngineError(f"captured no hidden state for each of the {n_rows} outputs")
         return np.stack([picked[i] for i in sorted(picked)]) if picked else None
 

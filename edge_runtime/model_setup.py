@@ -10,7 +10,6 @@ from edge_runtime.config import (
     GUESS_AUTO,
     NO_CALIBRATOR,
     NO_GUESS,
-    Mode,
     RuntimeConfig,
 )
 from edge_runtime.errors import CalibratorFormatError, CalibratorNotFoundError, ConfigError
@@ -77,7 +76,7 @@ def check_shape(calibrator: Calibrator, info: GGUFInfo, *, source: str, referenc
 def routing_profile(config: RuntimeConfig, model_sha256: str) -> tuple[Profile, str | None] | None:
     """The routing profile ``--profile`` names (see ``edge_runtime.routing.profile``), when no
     signal, tau or tau file was chosen and the mode is fast."""
-    if config.chose_routing() or config.mode is not Mode.FAST:
+    if not config.leaves_routing_to_profile():
         return None
     found = find_profile(config.profile, model_sha256)
     if found and found[0].signal is Signal.CALIBRATED and config.calibrator == NO_CALIBRATOR:

@@ -10,8 +10,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from edge_runtime.config import (
-    CARD_SIGNAL,
-    CARD_TAU,
     MAX_NEW_TOKENS,
     Mode,
     RuntimeConfig,
@@ -90,16 +88,15 @@ class EdgeRuntime:
         self.guess = guess_bucket(config.guess, model.file.sha256)
         self._threads = ThreadPolicy(config.n_threads) if config.adaptive_threads else None
         self.threads_in_use = engine.n_threads  # what the last answer ran on
-        taus: TauTable | None = None
-        if config.tau_file:
-            taus = TauTable.load(config.tau_file)
+        taus = TauTable.load(config.tau_file) if config.tau_file else None
+        self.routing = RoutingChoice.of(config, taus, *(profile or (None, None)))
+        if taus is not None and config.tau_file:
             taus.check(
                 model_sha256=model.file.sha256,
-                signal=config.signal or CARD_SIGNAL,
+                signal=self.routing.signal,
                 origin=config.tau_file,
                 p_correct_version=version_of(calibrator),
             )
-        self.routing = RoutingChoice.of(config, taus, *(profile or (None, None)))
 
     @classmethod
     def load(
@@ -204,7 +201,7 @@ class EdgeRuntime:
         signal, tau, profile = self.routing.decide(
             question.domain, tau=tau, signal=signal, mode=mode
         )
-        config = replace(
+        config = replace(  # validated: e.g. a probability signal needs fast mode
             self.config, tau=tau, mode=mode, signal=signal,
             force_route=force_route or self.config.force_route,
         )  # fmt: skip
@@ -213,7 +210,9 @@ class EdgeRuntime:
         result = self.run_edge(question, mode=config.mode, pick=pick)
         edge_ms = (time.perf_counter() - started) * 1000.0
         trail = (trail or Trail()).then(self.node)
-        record = self._decide(question, result, config, edge_ms, trail, profile)
+        record = self._decide(
+            question, result, config, edge_ms, trail, signal=signal, tau=tau, profile=profile
+        )
         return record if sampling is None else replace(record, mode=SAMPLED)
 
     def exclusive(self) -> threading.RLock:
@@ -321,7 +320,7 @@ class EdgeRuntime:
         return self.calibrator.p_correct(x, result.hidden, states)
 
     def _p_correct_for(
-        self, question: Question, result: EdgeResult, signal: Signal | None
+        self, question: Question, result: EdgeResult, signal: Signal
     ) -> float | None:
         p_correct = self.p_correct(question, result)
         if signal is Signal.CALIBRATED and p_correct is None:
@@ -347,10 +346,13 @@ class EdgeRuntime:
         config: RuntimeConfig,
         edge_ms: float,
         trail: Trail,
-        profile: str | None = None,
+        *,
+        signal: Signal,
+        tau: float,
+        profile: str | None,
     ) -> DecisionRecord:
-        p_correct = self._p_correct_for(question, result, config.signal)
-        signal, tau = config.signal or CARD_SIGNAL, CARD_TAU if config.tau is None else config.tau
+        """The record of one pass, routed on ``signal`` >= ``tau`` (``profile``: who chose)."""
+        p_correct = self._p_correct_for(question, result, signal)
         score = routing_score(signal, result, p_correct)
         decided = config.force_route or route(score, tau)
         record_id = question.id or uuid.uuid4().hex

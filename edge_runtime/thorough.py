@@ -19,6 +19,7 @@ answer.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 
 from edge_runtime.config import Mode
@@ -57,6 +58,7 @@ class ThoroughResult:
     passes: tuple[EdgeResult, ...]  # one per order; passes[0] is the plain fast pass
     option_probs: tuple[dict[str, float], ...]  # each pass's letter distribution, mapped back
     answers: tuple[str | None, ...]  # each pass's letter, mapped back
+    ms: tuple[float, ...] = ()  # each pass's milliseconds
 
     @property
     def first(self) -> EdgeResult:
@@ -92,14 +94,18 @@ def thorough_pass(runtime: EdgeRuntime, question: Question, k: int) -> ThoroughR
     """``question`` in ``k`` orders of its options (:func:`option_orders`), fast mode."""
     orders = option_orders(len(question.choices), k)
     letters = question.letters
-    passes, mapped, answers = [], [], []
+    passes, mapped, answers, ms = [], [], [], []
     with runtime.exclusive():  # no other question between the orders: the same cache each time
         for n, order in enumerate(orders):
             shown = reordered(question, order)
+            started = time.perf_counter()
             result = runtime.run_edge(shown, mode=Mode.FAST, keep_cache=n > 0)
+            ms.append((time.perf_counter() - started) * 1000.0)
             probs = result.letter_probs or {}
             mapped.append({letters[order[i]]: probs.get(x, 0.0) for i, x in enumerate(letters)})
             letter = result.letter
             answers.append(None if letter is None else letters[order[letters.index(letter)]])
             passes.append(result)
-    return ThoroughResult(question, tuple(orders), tuple(passes), tuple(mapped), tuple(answers))
+    return ThoroughResult(
+        question, tuple(orders), tuple(passes), tuple(mapped), tuple(answers), tuple(ms)
+    )

@@ -28,6 +28,7 @@ from edge_runtime.catalog import EMBEDDED_NAME
 from edge_runtime.config import RuntimeConfig
 from edge_runtime.mcq import DOMAINS, SPLITS, load_questions
 from edge_runtime.question import Question
+from edge_runtime.routing.fit_hidden import principal_projection
 from edge_runtime.routing.fit_probe import Labelled
 from edge_runtime.routing.passes import question_key
 from edge_runtime.routing.probe import Read
@@ -72,12 +73,10 @@ def save_compact(
         states = np.asarray(run.data.states[read], dtype=np.float64)
         if str(read) in given:
             mean, std, basis = given[str(read)]
-            z = (states - mean) / std
         else:
-            mean, std = states.mean(axis=0), states.std(axis=0)
-            std = np.where(std > 1e-12, std, 1.0)
-            z = (states - mean) / std
-            basis = np.linalg.svd(z, full_matrices=False)[2][:COMPONENTS]
+            projection = principal_projection(states, COMPONENTS)
+            mean, std, basis = projection.mean, projection.std, projection.components
+        z = (states - mean) / std
         arrays[f"scores_{n}"] = (z @ basis.T).astype(np.float16)
         arrays[f"basis_{n}"] = basis.astype(np.float16)
         arrays[f"mean_{n}"], arrays[f"std_{n}"] = mean.astype(np.float32), std.astype(np.float32)

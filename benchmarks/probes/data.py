@@ -41,27 +41,18 @@ def load_label_run(
     only to ``measure``."""
     states = state_store(runtime)
     passes = PassStore.for_runtime(runtime, foggen_home())
-    questions = [
-        q for q in labelled_questions(splits, measure=measure) if q in states and passes.get(q)
+    found = [
+        (q, item.result)
+        for q in labelled_questions(splits, measure=measure)
+        if q in states and (item := passes.get(q)) is not None
     ]
-    if not questions:
+    if not found:
         raise SystemExit(f"probes: no labelled passes in {states.directory}: run make labels")
-    results = [passes.get(q) for q in questions]
-    x = np.array(
-        [
-            features(p.result, q, p.result.n_prompt_tokens or 1)
-            for p, q in zip(results, questions, strict=True)
-            if p
-        ],
-        dtype=np.float64,
-    )
-    y = np.array(
-        [p.result.letter == q.answer for p, q in zip(results, questions, strict=True) if p]
-    )
-    letter_max = np.array(
-        [max((p.result.letter_probs or {"": 0.0}).values()) for p in results if p]
-    )
-    bucket = np.array([float(p.result.bucket or 0.0) for p in results if p])
+    questions = [q for q, _ in found]
+    x = np.array([features(r, q, r.n_prompt_tokens or 1) for q, r in found], dtype=np.float64)
+    y = np.array([r.letter == q.answer for q, r in found])
+    letter_max = np.array([max((r.letter_probs or {"": 0.0}).values()) for _, r in found])
+    bucket = np.array([float(r.bucket or 0.0) for _, r in found])
     layers = states.layers or ()
     by_read: dict[Read, np.ndarray] = {}
     for position in POSITIONS:
@@ -70,6 +61,6 @@ def load_label_run(
             if not np.isnan(block[0, column, 0]):  # the last layer has no question-end state
                 by_read[Read(layer, position)] = np.ascontiguousarray(block[:, column])
     hidden = None
-    if all(p is not None and p.result.hidden is not None for p in results):
-        hidden = np.array([p.result.hidden for p in results if p], dtype=np.float32)
+    if all(r.hidden is not None for _, r in found):
+        hidden = np.array([r.hidden for _, r in found], dtype=np.float32)
     return LabelRun(questions, Labelled(x, y, by_read), layers, letter_max, bucket, hidden)

@@ -21,15 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.bench.routellm import routellm_metrics
 from benchmarks.probes.compact import load_compact
 from benchmarks.probes.data import LabelRun, load_label_run
-from benchmarks.probes.sweep import scored
+from benchmarks.probes.sweep import measured
 from benchmarks.report import machine, write_json
 from benchmarks.simulated_cloud import AnswerBook, SimulatedCloudConfig
 from edge_runtime.catalog import EMBEDDED_NAME
 from edge_runtime.config import RuntimeConfig
-from edge_runtime.routing import metrics
 from edge_runtime.routing.calibrator import shipped_calibrator
 from edge_runtime.routing.fit_hidden import fit_hidden_calibrator
 from edge_runtime.routing.fit_hidden import out_of_fold as out_of_fold_hidden
@@ -38,37 +36,11 @@ from edge_runtime.routing.probe import Read
 from edge_runtime.runtime import EdgeRuntime
 
 REPORTS = Path("reports/probes")
-FRACTIONS = (0.5, 0.7)
 
 
 def cloud_correct(run: LabelRun) -> np.ndarray:
     book = AnswerBook.bundled(SimulatedCloudConfig())
     return np.array([bool(book.reply(q.text, q.choices).correct) for q in run.questions])
-
-
-def operating_point(train: np.ndarray, scores: np.ndarray, fraction: float) -> float:
-    """The tau that sends ``fraction`` of the training scores up (applied to eval as is)."""
-    return float(np.quantile(train, fraction))
-
-
-def measured(
-    name: str, train_scores: np.ndarray, scores: np.ndarray, run: LabelRun, cloud: np.ndarray
-) -> dict[str, Any]:
-    local = run.data.y
-    row: dict[str, Any] = {"signal": name, **scored(scores, local)}
-    routed = routellm_metrics(scores.tolist(), local.tolist(), cloud.tolist())
-    row.update(apgr=routed.apgr, apgr_se=routed.apgr_se, cpt50=routed.cpt50, cpt80=routed.cpt80)
-    raw, cloud_only = float(local.mean()), float(cloud.mean())
-    for fraction in FRACTIONS:
-        tau = operating_point(train_scores, scores, fraction)
-        sent = metrics.cloud_fraction(scores.tolist(), tau)
-        system = metrics.system_accuracy(scores.tolist(), local.tolist(), cloud.tolist(), tau)
-        lift = system - metrics.random_baseline(sent, cloud_only, raw)
-        row[f"at_{int(fraction * 100)}"] = {
-            "tau": round(tau, 5), "cloud_fraction": round(sent, 4),
-            "accuracy": round(system, 4), "lift_points": round(100 * lift, 2),
-        }  # fmt: skip
-    return row
 
 
 def fitted_scores(
@@ -104,8 +76,8 @@ def v3_rows(
     null_train = replace(train.data, y=rng.permutation(train.data.y))
     null = fit_setting(null_train, chosen).predict(test.data)
     return [
-        measured(f"v3 (shipped: {shipped.fit.get('setting')})", train_oof, v3, test, cloud),
-        measured("v3 setting on shuffled labels (null)", train_oof, null, test, cloud),
+        measured(f"v3 (shipped: {shipped.fit.get('setting')})", train_oof, v3, test.data.y, cloud),
+        measured("v3 setting on shuffled labels (null)", train_oof, null, test.data.y, cloud),
     ]
 
 
@@ -128,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     sweep = json.loads((args.out / f"{name}.json").read_text())
     cloud = cloud_correct(test)
     rows = [
-        measured("bucket (raw)", train.bucket, test.bucket, test, cloud),
-        measured("letter (raw)", train.letter_max, test.letter_max, test, cloud),
+        measured("bucket (raw)", train.bucket, test.bucket, test.data.y, cloud),
+        measured("letter (raw)", train.letter_max, test.letter_max, test.data.y, cloud),
     ]
     settings = {
         "domain only": Setting(columns=DOMAIN_COLUMNS, l2=100.0),
@@ -141,10 +113,12 @@ def main(argv: list[str] | None = None) -> int:
             (Read(int(layer), position),)
         )
     for label, setting in settings.items():
-        rows.append(measured(label, *fitted_scores(train, test, setting), test, cloud))
+        rows.append(measured(label, *fitted_scores(train, test, setting), test.data.y, cloud))
     if train.hidden is not None and test.hidden is not None:
         rows.append(
-            measured("calibrated v2 (final hidden state)", *v2_scores(train, test), test, cloud)
+            measured(
+                "calibrated v2 (final hidden state)", *v2_scores(train, test), test.data.y, cloud
+            )
         )
     rows += v3_rows(train, test, file.sha256, cloud)
     report = {

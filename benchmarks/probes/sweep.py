@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.bench.routellm import routellm_metrics
 from benchmarks.probes.data import LabelRun
 from benchmarks.stats import auroc_se
+from edge_runtime.routing import metrics
 from edge_runtime.routing.fit import log_loss
 from edge_runtime.routing.fit_probe import DOMAIN_COLUMNS, Labelled, Setting, out_of_fold
 from edge_runtime.routing.metrics import auroc, ece
@@ -38,6 +40,31 @@ def scored(predictions: np.ndarray, y: np.ndarray) -> dict[str, Any]:
         "log_loss": round(log_loss(predictions, y), 5),
         "ece": round(ece(predictions.tolist(), y) or 0.0, 4),
     }
+
+
+FRACTIONS = (0.5, 0.7)  # the routed shares the lift is read at (the profile's points)
+
+
+def measured(
+    name: str, train_scores: np.ndarray, scores: np.ndarray, local: np.ndarray, cloud: np.ndarray
+) -> dict[str, Any]:
+    """One routing signal: :func:`scored`, RouteLLM's APGR +- SE and CPT(50/80 %), and the
+    lift over random routing at each of :data:`FRACTIONS`, the tau the quantile of
+    ``train_scores`` (so chosen without the scored questions when those are another split's)."""
+    row: dict[str, Any] = {"signal": name, **scored(scores, local)}
+    routed = routellm_metrics(scores.tolist(), local.tolist(), cloud.tolist())
+    row.update(apgr=routed.apgr, apgr_se=routed.apgr_se, cpt50=routed.cpt50, cpt80=routed.cpt80)
+    raw, cloud_only = float(local.mean()), float(cloud.mean())
+    for fraction in FRACTIONS:
+        tau = float(np.quantile(train_scores, fraction))
+        sent = metrics.cloud_fraction(scores.tolist(), tau)
+        system = metrics.system_accuracy(scores.tolist(), local.tolist(), cloud.tolist(), tau)
+        lift = system - metrics.random_baseline(sent, cloud_only, raw)
+        row[f"at_{int(fraction * 100)}"] = {
+            "tau": round(tau, 5), "cloud_fraction": round(sent, 4),
+            "accuracy": round(system, 4), "lift_points": round(100 * lift, 2),
+        }  # fmt: skip
+    return row
 
 
 def best_of(

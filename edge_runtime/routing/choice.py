@@ -27,12 +27,11 @@ class RoutingChoice:
         cls, config: RuntimeConfig, tau_table: TauTable | None, profile: Profile | None = None,
         point: str | None = None,
     ) -> RoutingChoice:  # fmt: skip
-        applies = not config.chose_routing() and config.mode is Mode.FAST
         return cls(
             config.signal or CARD_SIGNAL,
             CARD_TAU if config.tau is None else config.tau,
             tau_table,
-            profile if applies else None,
+            profile if config.leaves_routing_to_profile() else None,
             point,
         )
 

@@ -61,12 +61,25 @@ class Projection:
         return Projection(self.mean, self.std, self.components[:k], self.scale[:k])
 
 
-def principal_projection(hidden: Matrix, k: int) -> Projection:
-    """The first ``k`` principal components of the standardised ``hidden`` rows."""
+def principal_projection(
+    hidden: Matrix, k: int, *, randomized: bool = False, seed: int = 0
+) -> Projection:
+    """The first ``k`` principal components of the standardised ``hidden`` rows. With
+    ``randomized``, a randomised SVD with two power iterations (Halko et al. 2011) where the
+    rows are much wider than ``k``: exact enough for a probe, and cheap when the states are
+    several layers wide."""
     mean, std = standardisation(hidden)
     z = (hidden - mean) / std
-    _, _, vt = np.linalg.svd(z, full_matrices=False)
-    components = vt[: min(k, len(vt))]
+    k = min(k, *z.shape)
+    if randomized and min(z.shape) > 2 * k + 10:
+        rng = np.random.default_rng(seed)
+        q, _ = np.linalg.qr(z @ rng.normal(size=(z.shape[1], k + 10)))
+        for _ in range(2):
+            q, _ = np.linalg.qr(z @ (z.T @ q))
+        _, _, vt = np.linalg.svd(q.T @ z, full_matrices=False)
+    else:
+        _, _, vt = np.linalg.svd(z, full_matrices=False)
+    components = vt[:k]
     spread = (z @ components.T).std(axis=0)
     return Projection(mean, std, components, np.where(spread > 1e-12, spread, 1.0))
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from edge_runtime.routing.calibrator import FEATURE_NAMES, Calibrator, sigmoid
 from edge_runtime.routing.fit import Labels, Matrix, fit_logistic, folds_of, standardisation
+from edge_runtime.routing.fit_hidden import Projection, principal_projection
 from edge_runtime.routing.probe import Probe, Read
 
 DOMAIN_COLUMNS = tuple(n for n in FEATURE_NAMES if n.startswith("domain_"))
@@ -66,43 +67,6 @@ class Setting:
         return f"{self.kind} {reads}; {columns}; k={self.k} l2={self.l2:g}"
 
 
-@dataclass(frozen=True)
-class Basis:
-    """Standardise the concatenated reads, then project on k principal scores of unit
-    variance: ``scores = ((h - mean) / std) @ components.T / scale``."""
-
-    mean: Matrix
-    std: Matrix
-    components: Matrix
-    scale: Matrix
-
-    def __call__(self, h: Matrix) -> Matrix:
-        return ((h - self.mean) / self.std) @ self.components.T / self.scale
-
-    def first(self, k: int) -> Basis:
-        return Basis(self.mean, self.std, self.components[:k], self.scale[:k])
-
-
-def principal_basis(h: Matrix, k: int, *, seed: int = 0) -> Basis:
-    """The first ``k`` principal components of the standardised rows (a randomised SVD with
-    two power iterations, Halko et al. 2011: exact enough for a probe, and cheap when the
-    reads are several layers wide)."""
-    mean, std = standardisation(h)
-    z = (h - mean) / std
-    k = min(k, *z.shape)
-    if min(z.shape) <= 2 * k + 10:
-        _, _, vt = np.linalg.svd(z, full_matrices=False)
-    else:
-        rng = np.random.default_rng(seed)
-        q, _ = np.linalg.qr(z @ rng.normal(size=(z.shape[1], k + 10)))
-        for _ in range(2):
-            q, _ = np.linalg.qr(z @ (z.T @ q))
-        _, _, vt = np.linalg.svd(q.T @ z, full_matrices=False)
-    components = vt[:k]
-    spread = (z @ components.T).std(axis=0)
-    return Basis(mean, std, components, np.where(spread > 1e-12, spread, 1.0))
-
-
 def _columns(data: Labelled, columns: Sequence[str]) -> Matrix:
     return data.x[:, [FEATURE_NAMES.index(c) for c in columns]]
 
@@ -118,7 +82,7 @@ class Fitted:
     setting: Setting
     x_mean: Matrix
     x_std: Matrix
-    basis: Basis | None
+    basis: Projection | None
     weights: Matrix  # the columns', then (linear) the scores'
     bias: float
     mlp: tuple[Matrix, Matrix, Matrix] | None = None  # W1, b1, w2
@@ -136,7 +100,7 @@ class Fitted:
         return sigmoid(logit)
 
 
-def fit_setting(data: Labelled, setting: Setting, basis: Basis | None = None) -> Fitted:
+def fit_setting(data: Labelled, setting: Setting, basis: Projection | None = None) -> Fitted:
     """Fit one setting on every row of ``data`` (``basis``: a wider one fitted on the same
     rows, cut to ``k``)."""
     x_mean, x_std = standardisation(_columns(data, setting.columns))
@@ -145,7 +109,7 @@ def fit_setting(data: Labelled, setting: Setting, basis: Basis | None = None) ->
         weights, bias = fit_logistic(zx, data.y, l2=setting.l2)
         return Fitted(setting, x_mean, x_std, None, weights, bias)
     if basis is None:
-        basis = principal_basis(_states(data, setting.reads), setting.k)
+        basis = principal_projection(_states(data, setting.reads), setting.k, randomized=True)
     basis = basis.first(setting.k)
     scores = basis(_states(data, setting.reads))
     if setting.kind == "linear":
@@ -213,11 +177,12 @@ def out_of_fold(
         if train_size is not None and train_size < len(train):
             train = np.sort(rng.choice(train, train_size, replace=False))
         part, test = data.subset(train), data.subset(held)
-        bases: dict[tuple[Read, ...], Basis] = {}
+        bases: dict[tuple[Read, ...], Projection] = {}
         for setting in settings:
             if setting.reads and setting.reads not in bases:
                 widest = max(s.k for s in settings if s.reads == setting.reads)
-                bases[setting.reads] = principal_basis(_states(part, setting.reads), widest)
+                states = _states(part, setting.reads)
+                bases[setting.reads] = principal_projection(states, widest, randomized=True)
             fitted = fit_setting(part, setting, bases.get(setting.reads))
             out[setting][held] = fitted.predict(test)
     return out
