@@ -15,15 +15,25 @@ BENCH_ARGS ?=
 
 .PHONY: install test test-fast demo bench latency threads limits reference parity fault-matrix escalation-latency fog ladder serve serve-load calibration calibrators labels probes thorough train-speed chain-270m lint clean
 
-$(BASE): pyproject.toml
+# llama.cpp is built for this CPU (-march=native) but without its AMX kernels: they crash on
+# Q4_K weights on some Sapphire Rapids machines (ggml-org/llama.cpp#20824), and an explicit
+# -mno-amx-* wins over -march=native. Built first, never from pip's wheel cache (a wheel built
+# elsewhere, or with AMX, would be reused), at the version pyproject.toml pins.
+NO_AMX := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CPP := $(VENV)/.llama-cpp-no-amx
+
+$(LLAMA_CPP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	CFLAGS="$(NO_AMX)" CXXFLAGS="$(NO_AMX)" $(BIN)/python -m pip install --quiet --no-cache-dir \
+		--force-reinstall --no-deps "$$(grep -o 'llama-cpp-python==[0-9.]*' pyproject.toml | head -1)"
+	touch $@
+
+$(BASE): pyproject.toml $(LLAMA_CPP)
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.installed-%: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+$(VENV)/.installed-%: pyproject.toml $(LLAMA_CPP)
 	$(BIN)/python -m pip install --quiet -e ".[$(subst $(plus),$(comma),$*)]"
 	touch $@
 

@@ -38,6 +38,13 @@ def route_llama_logs_to_logging() -> None:
     llama_cpp.llama_log_set(_LOG_CALLBACK, ctypes.c_void_p(0))
 
 
+def built_with_amx() -> bool:
+    """Whether this llama.cpp was compiled with its AMX kernels (``make install`` builds it
+    without): they crash on Q4_K weights on some Sapphire Rapids machines
+    (ggml-org/llama.cpp#20824, no fix upstream)."""
+    return b"AMX_INT8 = 1" in llama().llama_print_system_info()
+
+
 class Weights:
     """A loaded llama.cpp model, freed when the last engine using it closes."""
 
@@ -46,6 +53,14 @@ class Weights:
         model_params = llama_cpp.llama_model_default_params()
         if not mmap:
             model_params.load_mode = llama_cpp.LLAMA_LOAD_MODE_NONE
+        if built_with_amx():
+            # the AMX kernels run only from llama.cpp's extra buffer types: without them the
+            # weights stay in plain CPU buffers (slower: no repacking either, but no crash)
+            logging.getLogger(__name__).warning(
+                "this llama.cpp was built with AMX kernels, which crash on some CPUs: loading "
+                "without them (slower; `make install` builds llama.cpp without AMX)"
+            )
+            model_params.use_extra_bufts = False
         self.path = path
         self.pointer = llama_cpp.llama_model_load_from_file(str(path).encode(), model_params)
         if not self.pointer:

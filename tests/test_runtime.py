@@ -153,3 +153,22 @@ def test_asking_the_same_question_twice_gives_the_same_record(runtime: EdgeRunti
     first, _, second = runtime.answer(question), runtime.answer(other), runtime.answer(question)
     assert (first.local_answer, first.confidence) == (second.local_answer, second.confidence)
     assert first.letter_probs == second.letter_probs and first.bucket_probs == second.bucket_probs
+
+
+def test_llama_cpp_is_built_without_the_amx_kernels_and_loads_without_them_if_not(
+    runtime: EdgeRuntime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`make install` builds llama.cpp without AMX (its kernels crash on Q4_K weights on some
+    Sapphire Rapids machines); a library built with them loads weights without extra buffers."""
+    from edge_runtime import llama
+
+    assert not llama.built_with_amx()
+    monkeypatch.setattr(llama, "built_with_amx", lambda: True)
+    weights = llama.Weights(runtime.model.file.path, mmap=True)
+    weights.users = 1
+    try:
+        assert weights.pointer
+        assert "built with AMX kernels" in caplog.text
+    finally:
+        weights.release()
+    assert weights.pointer is None
