@@ -7,7 +7,9 @@ at the call site, so its numbers do not move:
 - :func:`mean_se`: the mean of per-item values, their sample standard deviation (ddof=1) over
   sqrt(n); :func:`paired_se` applies it to the per-item differences of two measures on the
   same items (same questions on two rungs, two routers), which is what makes it paired;
-- :func:`auroc_se`: Hanley & McNeil's (1982) standard error of an AUROC.
+- :func:`auroc_se`: Hanley & McNeil's (1982) standard error of an AUROC;
+- :func:`lift_se`: the bootstrap standard error of a router's lift over random routing of the
+  same share (the lift mixes four means of the same questions: no closed form is simpler).
 
 Nothing to compute gives NaN (no items, or one value for a sample deviation) rather than
 a numpy warning.
@@ -21,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike
 
-__all__ = ["auroc_se", "binomial_se", "mean_se", "paired_se"]
+__all__ = ["auroc_se", "binomial_se", "lift_se", "mean_se", "paired_se"]
 
 
 def binomial_se(p: float, n: int) -> float:
@@ -60,3 +62,22 @@ def auroc_se(auroc: float, *, positives: int, negatives: int) -> float:
         positives * negatives
     )
     return math.sqrt(max(var, 0.0))
+
+
+def lift_se(
+    kept: ArrayLike, local: ArrayLike, cloud: ArrayLike, *, draws: int = 1000, seed: int = 0
+) -> float:
+    """The bootstrap standard error of the lift: the accuracy of keeping ``kept`` local (the
+    rest to the cloud) minus random routing of the same share, ``local`` and ``cloud`` each
+    question's correctness there (NaN with fewer than two questions)."""
+    k, lo, cl = (np.asarray(v, dtype=bool) for v in (kept, local, cloud))
+    if not k.shape == lo.shape == cl.shape:
+        raise ValueError(f"need one value per question, got {k.shape}, {lo.shape}, {cl.shape}")
+    if k.size < 2:
+        return math.nan
+    index = np.random.default_rng(seed).integers(0, k.size, size=(draws, k.size))
+    kd, ld, cd = k[index], lo[index], cl[index]
+    system = np.where(kd, ld, cd).mean(axis=1)
+    share = kd.mean(axis=1)
+    lift = system - ((1.0 - share) * cd.mean(axis=1) + share * ld.mean(axis=1))
+    return float(lift.std(ddof=1))

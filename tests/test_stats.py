@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks.stats import auroc_se, binomial_se, mean_se, paired_se
+from benchmarks.stats import auroc_se, binomial_se, lift_se, mean_se, paired_se
 
 
 def test_binomial_standard_error() -> None:
@@ -47,3 +47,19 @@ def test_hanley_mcneil_standard_error() -> None:
     )
     assert auroc_se(0.8, positives=10, negatives=20) == pytest.approx(0.0935711, abs=1e-7)
     assert math.isnan(auroc_se(0.7, positives=0, negatives=5))
+
+
+def test_lift_standard_error() -> None:
+    rng = np.random.default_rng(1)
+    local, cloud = rng.random(400) < 0.4, rng.random(400) < 0.8
+    # keeping everything (or nothing) is random routing of the same share: no lift, no spread
+    assert lift_se(np.ones(400, bool), local, cloud) == 0.0
+    assert lift_se(np.zeros(400, bool), local, cloud) == 0.0
+    # a router that keeps the right answers: a real spread, about halved by four times the data
+    small = lift_se(local, local, cloud)
+    big = lift_se(np.tile(local, 4), np.tile(local, 4), np.tile(cloud, 4))
+    assert 0.005 < small < 0.05
+    assert 0.4 < big / small < 0.6
+    assert math.isnan(lift_se([True], [True], [False]))
+    with pytest.raises(ValueError, match="one value per question"):
+        lift_se([True, False], [True], [False])

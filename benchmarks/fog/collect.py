@@ -2,7 +2,7 @@
 
 - top cloud: the SIMULATED cloud (in this process, its own HTTP threads);
 - gateway: ``foggen serve`` on the 1.5B in a subprocess, the simulated cloud as its cloud,
-  routing on its best signal (``calibrated``: the shipped hidden-state calibrator);
+  routing on its model's shipped routing profile (its best signal, per-domain taus);
 - kiosk: the 270M in this process, escalating to the gateway through the real escalator
   (cloud client, outbox, privacy gate) with ``--force-route cloud``, so the gateway answers
   every question; the kiosk's own score and answer are kept for the offline curves.
@@ -35,7 +35,6 @@ from edge_runtime.config import RuntimeConfig
 from edge_runtime.escalation import Escalator
 from edge_runtime.question import Question
 from edge_runtime.record import DecisionRecord, Escalation
-from edge_runtime.routing.calibrator import shipped_path
 from edge_runtime.routing.rule import Route
 from edge_runtime.runtime import EdgeRuntime
 
@@ -46,8 +45,9 @@ class Tiers:
 
     kiosk_model: str = "embedded"
     gateway_model: str = "qwen2.5-coder-1.5b"
-    gateway_signal: str = "calibrated"
-    gateway_tau: float = 0.36  # ~60-65 % of calib to the cloud (reports/hidden: 0.391 -> 70 %)
+    # the gateway routes as a user's would, on its model's shipped routing profile (its best
+    # signal and per-domain taus chosen on calib); the curves sweep every tau offline
+    gateway_profile: str = "auto"
     kiosk_threads: int = 2  # the tiers take turns (a kiosk waits for its gateway)
     gateway_threads: int = 2
     # kiosk -> gateway: the 1.5B takes 2-16 s a question here, plus the gateway's own cloud call
@@ -71,10 +71,9 @@ class Tiers:
         )  # fmt: skip
         return env
 
-    def gateway_args(self, calibrator: Path) -> list[str]:
+    def gateway_args(self) -> list[str]:
         return [
-            "--model", self.gateway_model, "--signal", self.gateway_signal,
-            "--tau", str(self.gateway_tau), "--calibrator", str(calibrator),
+            "--model", self.gateway_model, "--profile", self.gateway_profile,
             "--threads", str(self.gateway_threads), "--node-name", "gateway",
         ]  # fmt: skip
 
@@ -127,6 +126,7 @@ def _row(q: Question, kiosk: DecisionRecord, gateway: dict[str, Any]) -> dict[st
         },
         "gateway": {
             "answer": local, "route": gateway["route"], "bucket": gateway["confidence"],
+            "signal": gateway["signal"], "tau": gateway["tau"], "profile": gateway["profile"],
             "letter": letter_probs.get(local or "", None), "calibrated": gateway["p_correct"],
             "escalation": gateway["escalation"], "edge_ms": gateway["latency_ms"]["edge"],
             "cloud_ms": gateway["latency_ms"]["cloud"], "total_ms": gateway["latency_ms"]["total"],
@@ -142,7 +142,7 @@ def running_tiers(tiers: Tiers, workdir: Path) -> Iterator[tuple[ServiceProcess,
     """The simulated cloud, the gateway process and the kiosk runtime, all on 127.0.0.1."""
     with simulated_cloud() as cloud:
         gateway_cm = serve(
-            *tiers.gateway_args(_shipped(tiers.gateway_model)),
+            *tiers.gateway_args(),
             env=tiers.gateway_env(cloud.url, workdir), log_dir=workdir,
         )  # fmt: skip
         with gateway_cm as gateway:
@@ -160,13 +160,6 @@ def running_tiers(tiers: Tiers, workdir: Path) -> Iterator[tuple[ServiceProcess,
                     yield gateway, runtime
                 finally:
                     runtime.close()
-
-
-def _shipped(model: str) -> Path:
-    from edge_runtime.config import foggen_home
-    from edge_runtime.models import resolve_model
-
-    return shipped_path(resolve_model(model, home=foggen_home()).sha256)
 
 
 def collect(questions: list[Question], tiers: Tiers, out: Path) -> dict[str, Any]:

@@ -67,8 +67,8 @@ def _setup(report: dict[str, Any]) -> list[str]:
                 ],
                 [
                     "gateway",
-                    f"`foggen serve --model {tiers['gateway_model']} --signal "
-                    f"{tiers['gateway_signal']} --tau {tiers['gateway_tau']}`",
+                    f"`foggen serve --model {tiers['gateway_model']} --profile "
+                    f"{tiers['gateway_profile']}`",
                     str(tiers["gateway_threads"]),
                     f"cloud: {gateway_client}",
                 ],

@@ -23,16 +23,21 @@ import numpy as np
 
 from benchmarks.probes.compact import load_compact
 from benchmarks.probes.data import LabelRun, load_label_run
+from benchmarks.probes.markdown import write_readme
 from benchmarks.probes.sweep import measured
 from benchmarks.report import machine, write_json
 from benchmarks.simulated_cloud import AnswerBook, SimulatedCloudConfig
+from benchmarks.stats import lift_se
 from edge_runtime.catalog import EMBEDDED_NAME
 from edge_runtime.config import RuntimeConfig
 from edge_runtime.routing.calibrator import shipped_calibrator
 from edge_runtime.routing.fit_hidden import fit_hidden_calibrator
 from edge_runtime.routing.fit_hidden import out_of_fold as out_of_fold_hidden
 from edge_runtime.routing.fit_probe import DOMAIN_COLUMNS, Setting, fit_setting, out_of_fold
+from edge_runtime.routing.metrics import random_baseline
 from edge_runtime.routing.probe import Read
+from edge_runtime.routing.profile import find_profile
+from edge_runtime.routing.rule import Route, route
 from edge_runtime.runtime import EdgeRuntime
 
 REPORTS = Path("reports/probes")
@@ -63,11 +68,12 @@ def v2_scores(train: LabelRun, test: LabelRun) -> tuple[np.ndarray, np.ndarray]:
 
 def v3_rows(
     train: LabelRun, test: LabelRun, sha256: str, cloud: np.ndarray
-) -> list[dict[str, Any]]:
-    """The shipped version-3 calibrator on eval, and its setting fitted on shuffled labels."""
+) -> tuple[list[dict[str, Any]], np.ndarray | None]:
+    """The shipped version-3 calibrator on eval, and its setting fitted on shuffled labels;
+    with its scores on eval."""
     shipped = shipped_calibrator(sha256)
     if shipped is None or shipped.probe is None:
-        return []
+        return [], None
     reads = shipped.probe.reads
     v3 = shipped.predict(test.data.x, states=[test.data.states[r] for r in reads])
     chosen = Setting(reads, kind=shipped.probe.kind)
@@ -78,22 +84,55 @@ def v3_rows(
     return [
         measured(f"v3 (shipped: {shipped.fit.get('setting')})", train_oof, v3, test.data.y, cloud),
         measured("v3 setting on shuffled labels (null)", train_oof, null, test.data.y, cloud),
-    ]
+    ], v3
+
+
+def profile_points(
+    test: LabelRun, sha256: str, scores: dict[str, np.ndarray], cloud: np.ndarray
+) -> dict[str, Any]:
+    """The shipped routing profile on eval, as the runtime routes: its signal's scores against
+    each operating point's per-domain taus (chosen on calib); share sent, accuracy, lift +- SE."""
+    found = find_profile("auto", sha256)
+    if found is None or found[0].signal not in scores:
+        return {}
+    profile, _ = found
+    score, local = scores[profile.signal], test.data.y
+    raw, cloud_only = float(local.mean()), float(cloud.mean())
+    out: dict[str, Any] = {"name": profile.name, "signal": profile.signal, "points": {}}
+    for point in profile.points:
+        table = profile.table(point)
+        kept = np.array(
+            [route(float(v), table.tau_for(q.domain)) is Route.LOCAL
+             for v, q in zip(score, test.questions, strict=True)]
+        )  # fmt: skip
+        system = float(np.where(kept, local, cloud).mean())
+        sent = float(1.0 - kept.mean())
+        lift = system - random_baseline(sent, cloud_only, raw)
+        out["points"][point] = {
+            "cloud_fraction": round(sent, 4), "accuracy": round(system, 4),
+            "lift_points": round(100 * lift, 2),
+            "lift_se_points": round(100 * lift_se(kept, local, cloud), 2),
+        }  # fmt: skip
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=EMBEDDED_NAME)
     parser.add_argument("--out", type=Path, default=REPORTS)
-    parser.add_argument("--compact", type=Path, nargs=2, metavar=("TRAIN", "EVAL"),
-                        help="committed compact runs instead of the store")  # fmt: skip
+    parser.add_argument("--compact", type=Path, nargs="+", metavar="RUN",
+                        help="committed compact runs instead of the store: train + calib's, "
+                        "then eval's (else eval's raw states from the store)")  # fmt: skip
     args = parser.parse_args(argv)
     config = replace(RuntimeConfig.from_env(), model=args.model, calibrator="none")
     with EdgeRuntime.load(config, capture_hidden=False) as runtime:
-        if args.compact:
-            train, test = (load_compact(path) for path in args.compact)
+        compact = args.compact or []
+        if len(compact) > 2:
+            parser.error("--compact takes train + calib's run and, optionally, eval's")
+        train = load_compact(compact[0]) if compact else load_label_run(runtime)
+        if len(compact) == 2:
+            test = load_compact(compact[1])
         else:
-            train = load_label_run(runtime, ["train", "calib"])
             test = load_label_run(runtime, ["eval"], measure=True)
         file = runtime.model.file
     name = file.reference.replace(":", "-").replace("/", "-")
@@ -120,18 +159,27 @@ def main(argv: list[str] | None = None) -> int:
                 "calibrated v2 (final hidden state)", *v2_scores(train, test), test.data.y, cloud
             )
         )
-    rows += v3_rows(train, test, file.sha256, cloud)
+    v3, v3_scores = v3_rows(train, test, file.sha256, cloud)
+    rows += v3
+    by_signal = {"bucket": test.bucket, "letter": test.letter_max}
+    if v3_scores is not None:
+        by_signal["calibrated"] = v3_scores
+    profile = profile_points(test, file.sha256, by_signal, cloud)
     report = {
         "format": "foggen-probes-eval", "version": 1, "model": file.reference,
         "model_sha256": file.sha256, "n_eval": len(test.data.y), "n_train": len(train.data.y),
         "raw_accuracy": round(float(test.data.y.mean()), 4),
         "cloud_only_accuracy": round(float(cloud.mean()), 4), "signals": rows,
+        "profile": profile,
         "machine": machine(),
     }  # fmt: skip
     write_json(args.out / f"{name}-eval.json", report)
     for row in rows:
         auroc, se, apgr = row["auroc"], row["auroc_se"], row["apgr"]
         print(f"{row['signal']:60} AUROC {auroc:.3f} +- {se:.3f}  APGR {apgr}")
+    for point, at in (profile.get("points") or {}).items():
+        print(f"profile {point}: {at}")
+    write_readme(args.out)
     return 0
 
 

@@ -73,6 +73,67 @@ def sweep_section(report: dict[str, Any], plot: str | None) -> list[str]:
     return lines
 
 
+def _lift(row: dict[str, Any], point: str) -> str:
+    at = row.get(point)
+    if not at:
+        return "–"
+    se = at.get("lift_se_points")
+    spread = f" ± {se:.1f}" if se is not None else ""
+    return f"{at['lift_points']:+.1f}{spread} ({100 * at['cloud_fraction']:.0f} %)"
+
+
+def eval_section(report: dict[str, Any]) -> list[str]:
+    """Every one-pass signal on eval, fitted on train + calib (``benchmarks.probes.evaluate``)."""
+    lines = [
+        f"### On eval: every signal fitted on train + calib ({report['n_train']} questions), "
+        f"measured on {report['n_eval']}",
+        "",
+        f"Raw accuracy {100 * report['raw_accuracy']:.1f} %, cloud-only † "
+        f"{100 * report['cloud_only_accuracy']:.1f} %. Lift: system accuracy minus random routing "
+        "of the same share, in points ± bootstrap SE, at the taus that send 50 % and 70 % of "
+        "train + calib to the cloud (the share sent on eval in brackets).",
+        "",
+    ]
+    rows = [
+        [
+            row["signal"],
+            _auroc(row),
+            fmt(row["ece"], 3),
+            f"{fmt(row['apgr'], 3)} ± {fmt(row['apgr_se'], 3)}",
+            fmt(row["cpt50"], 3),
+            fmt(row["cpt80"], 3),
+            _lift(row, "at_50"),
+            _lift(row, "at_70"),
+        ]  # fmt: skip
+        for row in report["signals"]
+    ]
+    lines += markdown_table(
+        ["signal", "AUROC", "ECE", "APGR", "CPT(50 %)", "CPT(80 %)", "lift @50", "lift @70"],
+        rows,
+    )
+    profile = report.get("profile") or {}
+    if profile.get("points"):
+        lines += [
+            "",
+            f"The shipped profile (`{profile['signal']}`, per-domain taus chosen on calib) as "
+            "the runtime routes eval:",
+            "",
+        ]
+        lines += markdown_table(
+            ["point", "sent to the cloud", "system accuracy", "lift (points ± SE)"],
+            [
+                [
+                    point,
+                    f"{100 * at['cloud_fraction']:.1f} %",
+                    f"{100 * at['accuracy']:.1f} %",
+                    f"{at['lift_points']:+.1f} ± {at['lift_se_points']:.1f}",
+                ]  # fmt: skip
+                for point, at in profile["points"].items()
+            ],
+        )
+    return [*lines, ""]
+
+
 def write_plot(report: dict[str, Any], out: Path, name: str) -> str | None:
     """AUROC per layer and position with its SE band; None without matplotlib."""
     if plots_available() is not None:
@@ -123,6 +184,9 @@ last token of the user's message (`question`; the last layer exists at output ro
 cross-validation (standardise, PCA, L2 logistic beside the output features and the domain; a
 small tanh MLP), ships the best as the model's calibrator (version 3) and routing profile.
 Eval is never fitted on: `python -m benchmarks.probes.evaluate` measures on it.
+
+† The simulated cloud answers correctly at the card's per-domain cloud-only rate: an input, not
+a measurement.
 """
 
 
@@ -137,6 +201,9 @@ def write_readme(out: Path) -> Path:
             continue
         plot = path.with_name(f"{path.stem}-layers.png")
         lines += sweep_section(report, plot.name if plot.is_file() else None)
+        measured = path.with_name(f"{path.stem}-eval.json")
+        if measured.is_file():
+            lines += eval_section(json.loads(measured.read_text(encoding="utf-8")))
     readme = out / "README.md"
     readme.write_text("\n".join(lines), encoding="utf-8")
     return readme

@@ -16,7 +16,7 @@ import numpy as np
 
 from benchmarks.bench.routellm import routellm_metrics
 from benchmarks.probes.data import LabelRun
-from benchmarks.stats import auroc_se
+from benchmarks.stats import auroc_se, lift_se
 from edge_runtime.routing import metrics
 from edge_runtime.routing.fit import log_loss
 from edge_runtime.routing.fit_probe import DOMAIN_COLUMNS, Labelled, Setting, out_of_fold
@@ -60,9 +60,11 @@ def measured(
         sent = metrics.cloud_fraction(scores.tolist(), tau)
         system = metrics.system_accuracy(scores.tolist(), local.tolist(), cloud.tolist(), tau)
         lift = system - metrics.random_baseline(sent, cloud_only, raw)
+        kept = metrics.keeps_local(scores.tolist(), tau)
         row[f"at_{int(fraction * 100)}"] = {
             "tau": round(tau, 5), "cloud_fraction": round(sent, 4),
             "accuracy": round(system, 4), "lift_points": round(100 * lift, 2),
+            "lift_se_points": round(100 * lift_se(kept, local, cloud), 2),
         }  # fmt: skip
     return row
 
