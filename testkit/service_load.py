@@ -2,6 +2,7 @@
 
     python -m testkit.service_load [--clients 8] [--seconds 60] [--max-requests 5000]
                                       [--queue-size 4] [--threads N]
+                                      [--model NAME] [--signal SIGNAL]
                                       [--out reports/service-load.json]
 
 Starts ``foggen serve`` (real embedded model, no cloud) in a subprocess on 127.0.0.1; each
@@ -110,6 +111,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--max-requests", type=int, default=5000)
     parser.add_argument("--queue-size", type=int, default=4, help="the service's queue size")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="llama.cpp")
+    parser.add_argument("--model", default=None, help="a named model (default: the embedded)")
+    parser.add_argument("--signal", default=None, help="a routing signal (default: the profile's)")
     parser.add_argument("--out", default="reports/service-load.json")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
@@ -117,7 +120,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         env = {**os.environ, "FOGGEN_DECISION_LOG": str(Path(tmp) / "decisions.jsonl")}
         env.pop("FOGGEN_API_TOKEN", None)
         env.pop("FOGGEN_CLOUD_URL", None)
-        service_args = ("--queue-size", str(args.queue_size), "--threads", str(args.threads))
+        service_args = ["--queue-size", str(args.queue_size), "--threads", str(args.threads)]
+        for flag, value in (("--model", args.model), ("--signal", args.signal)):
+            if value is not None:
+                service_args += [flag, value]
         with serve(*service_args, env=env, log_dir=Path(tmp)) as service:
             result = run(args, service.url)
             result["service_peak_rss_mb"] = peak_rss_mb(service.process.pid)
@@ -126,6 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "settings": {
             "clients": args.clients, "seconds": args.seconds, "max_requests": args.max_requests,
             "queue_size": args.queue_size, "threads": args.threads, "transport": "loopback",
+            "model": args.model or "embedded", "signal": args.signal or "the profile's",
             "niceness": os.nice(0),
             "questions": "bundled eval, 20 per domain, in turn", "on_429": "wait Retry-After",
         },

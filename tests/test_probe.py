@@ -165,3 +165,31 @@ def test_the_knowledgeable_tier_ships_a_v3_calibrator_and_routes_on_its_profile(
     explicit = json.loads(chosen.stdout)
     assert explicit["profile"] is None and explicit["p_correct_version"] == 3
     assert explicit["local_answer"] == record["local_answer"]
+
+
+def test_a_setting_and_a_read_parse_back_from_their_labels() -> None:
+    from edge_runtime.routing.fit_probe import DOMAIN_COLUMNS
+
+    for setting in (
+        Setting((Read(25, "letter"),), l2=100.0),
+        Setting((Read(4, "letter"), Read(15, "question")), kind="mlp", k=128, l2=1.0),
+        Setting(columns=DOMAIN_COLUMNS, l2=1000.0),
+    ):
+        assert Setting.parse(setting.label()) == setting
+    assert Read.parse(" question@15") == Read(15, "question")
+    for bad in ("letter@x", "nowhere@3", "linear letter@25; outputs"):
+        with pytest.raises(ValueError):
+            Setting.parse(bad) if ";" in bad else Read.parse(bad)
+
+
+def test_profile_taus_send_the_share_overall_and_more_where_the_cloud_is_better() -> None:
+    from benchmarks.probes.profile import gain_taus
+
+    rng = np.random.default_rng(0)
+    scores = rng.random(2000)
+    domains = ["math", "kazakh"] * 1000
+    taus = gain_taus(scores, domains, 0.5, {"math": 0.6, "kazakh": 0.95})
+    sent = np.mean([s < taus[d]["tau"] for s, d in zip(scores, domains, strict=True)])
+    assert abs(sent - 0.5) < 0.01
+    assert taus["kazakh"]["tau"] - taus["math"]["tau"] == pytest.approx(0.35, abs=1e-5)
+    assert taus["kazakh"]["cloud_fraction"] > 0.6 > 0.4 > taus["math"]["cloud_fraction"]

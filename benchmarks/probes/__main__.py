@@ -19,7 +19,7 @@ from typing import Any
 from benchmarks.probes.compact import load_compact
 from benchmarks.probes.data import LabelRun, load_label_run
 from benchmarks.probes.markdown import write_plot, write_readme
-from benchmarks.probes.profile import build_profile
+from benchmarks.probes.profile import profile_for
 from benchmarks.probes.sweep import (
     SWEEP_K,
     baselines,
@@ -33,11 +33,9 @@ from edge_runtime.catalog import EMBEDDED_NAME
 from edge_runtime.config import RuntimeConfig
 from edge_runtime.provenance import git_commit
 from edge_runtime.routing.calibrator import shipped_path
-from edge_runtime.routing.fit_probe import Setting, fit_setting, out_of_fold, to_calibrator
-from edge_runtime.routing.metrics import auroc
+from edge_runtime.routing.fit_probe import Setting, fit_setting, to_calibrator
 from edge_runtime.routing.probe import Read
 from edge_runtime.routing.profile import shipped_profile_path
-from edge_runtime.routing.rule import Signal
 from edge_runtime.runtime import EdgeRuntime
 
 REPORTS = Path("reports/probes")
@@ -84,13 +82,9 @@ def main(argv: list[str] | None = None) -> int:
             "git_commit": git_commit(),
         },
     )  # fmt: skip
-    oof = out_of_fold(run.data, [chosen])[chosen]
-    signals = {Signal.BUCKET: run.bucket, Signal.LETTER: run.letter_max, Signal.CALIBRATED: oof}
-    aurocs = {s: auroc(v.tolist(), run.data.y) or 0.5 for s, v in signals.items()}
-    profile = build_profile(
-        name=file.reference, sha256=file.sha256, signals=signals, aurocs=aurocs,
-        correct=run.data.y, domains=run.domains, calibrator=calibrator,
-        source={"split": args.splits, "n_questions": n, "git_commit": git_commit()},
+    profile = profile_for(
+        run, name=file.reference, sha256=file.sha256, calibrator=calibrator, setting=chosen,
+        splits=args.splits,
     )  # fmt: skip
     report["profile"] = {"signal": profile["signal"], "note": profile["note"]}
     report["machine"] = machine()

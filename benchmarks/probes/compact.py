@@ -39,11 +39,7 @@ DATA = Path("reports/probes/data")
 
 
 def parse_reads(text: str) -> list[Read]:
-    reads = []
-    for item in text.split(","):
-        position, layer = item.strip().split("@")
-        reads.append(Read(int(layer), position))
-    return reads
+    return [Read.parse(item) for item in text.split(",")]
 
 
 def _bases(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:

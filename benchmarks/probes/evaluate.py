@@ -76,7 +76,7 @@ def v3_rows(
         return [], None
     reads = shipped.probe.reads
     v3 = shipped.predict(test.data.x, states=[test.data.states[r] for r in reads])
-    chosen = Setting(reads, kind=shipped.probe.kind)
+    chosen = Setting.parse(str(shipped.fit.get("setting")))
     train_oof = out_of_fold(train.data, [chosen])[chosen]
     rng = np.random.default_rng(0)
     null_train = replace(train.data, y=rng.permutation(train.data.y))
@@ -136,7 +136,10 @@ def main(argv: list[str] | None = None) -> int:
             test = load_label_run(runtime, ["eval"], measure=True)
         file = runtime.model.file
     name = file.reference.replace(":", "-").replace("/", "-")
-    sweep = json.loads((args.out / f"{name}.json").read_text())
+    swept = args.out / f"{name}.json"
+    if not swept.is_file():
+        parser.error(f"no probe sweep at {swept}: run python -m benchmarks.probes first")
+    sweep = json.loads(swept.read_text())
     cloud = cloud_correct(test)
     rows = [
         measured("bucket (raw)", train.bucket, test.bucket, test.data.y, cloud),
@@ -147,9 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         "calibrated v1 (outputs)": Setting(l2=100.0),
     }
     for band, curve in sweep["learning_curve"].items():
-        position, layer = curve["read"].split("@")
         settings[f"probe, best {band} read ({curve['read']})"] = Setting(
-            (Read(int(layer), position),)
+            (Read.parse(curve["read"]),)
         )
     for label, setting in settings.items():
         rows.append(measured(label, *fitted_scores(train, test, setting), test.data.y, cloud))

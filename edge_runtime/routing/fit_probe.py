@@ -66,6 +66,21 @@ class Setting:
         )
         return f"{self.kind} {reads}; {columns}; k={self.k} l2={self.l2:g}"
 
+    @classmethod
+    def parse(cls, label: str) -> Setting:
+        """The setting a :meth:`label` names (a calibrator's ``fit["setting"]``)."""
+        try:
+            kind_reads, columns, numbers = (part.strip() for part in label.split(";"))
+            kind, reads = kind_reads.split(" ", 1)
+            k, l2 = (field.split("=", 1)[1] for field in numbers.split())
+            return cls(
+                tuple(Read.parse(r) for r in reads.split("+")) if reads != "no states" else (),
+                {"outputs": FEATURE_NAMES, "domain": DOMAIN_COLUMNS}[columns],
+                kind, int(k), float(l2),
+            )  # fmt: skip
+        except (ValueError, KeyError) as exc:
+            raise ValueError(f"not a probe setting: {label!r}") from exc
+
 
 def _columns(data: Labelled, columns: Sequence[str]) -> Matrix:
     return data.x[:, [FEATURE_NAMES.index(c) for c in columns]]

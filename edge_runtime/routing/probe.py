@@ -43,6 +43,14 @@ class Read:
     def __str__(self) -> str:
         return f"{self.position}@{self.layer}"
 
+    @classmethod
+    def parse(cls, text: str) -> Read:
+        """``position@layer`` (what ``str`` writes)."""
+        position, _, layer = text.strip().partition("@")
+        if not layer.isdigit():
+            raise ValueError(f"a read is position@layer, not {text!r}")
+        return cls(int(layer), position)
+
 
 @dataclass(frozen=True, eq=False)
 class Probe:
