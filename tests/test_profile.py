@@ -121,3 +121,23 @@ def test_profiles_of_another_model_or_malformed_are_refused(
         find_profile("cloud-90", data["model_sha256"]) if shipped_profile_path(
             data["model_sha256"]
         ).is_file() else Profile.from_dict(data, origin="x").table("cloud-90")
+
+
+def test_the_embedded_model_ships_a_profile_that_says_what_it_routes_on(
+    runtime: EdgeRuntime,
+) -> None:
+    """The 270M's signals are at chance: its profile routes on the letter probability (nothing
+    fitted) and says so; it applies by default."""
+    from edge_runtime.catalog import EMBEDDED_NAME, require_named
+
+    sha256 = require_named(EMBEDDED_NAME).sha256
+    found = find_profile("auto", sha256)
+    assert found is not None
+    profile, point = found
+    assert point is None and set(profile.points) == {"cloud-50", "cloud-70"}
+    assert profile.signal is Signal.LETTER and "at chance" in profile.note
+    assert runtime.config.profile == "auto" and runtime.model.file.sha256 == sha256
+    question = stratified("eval", 1)[0]
+    record = runtime.answer(question)
+    assert record.profile == f"{profile.name}/cloud-50" and record.signal == "letter"
+    assert record.tau == profile.table().tau_for(question.domain)

@@ -39,7 +39,9 @@ def test_record_has_every_field_of_schema_version_4(runtime: EdgeRuntime) -> Non
     assert isinstance(data["confidence"], float) and str(data["confidence"]) in {
         str(float(b)) for b in BUCKETS
     }
-    assert data["signal"] == "bucket" and data["score"] == data["confidence"]
+    # the embedded model's profile routes on the letter probability (its signals are at chance)
+    assert data["signal"] == "letter" and data["profile"] == "embedded/cloud-50"
+    assert data["score"] == data["letter_probs"][data["local_answer"]]
     assert data["p_correct"] is None and data["p_correct_version"] is None
     assert data["local_answer"] in {"A", "B"}
     assert data["model_sha256"] == runtime.model.file.sha256

@@ -95,7 +95,10 @@ def main(argv: list[str] | None = None) -> int:
     calibrator.save(args.out / f"{name}-calibrator.json")
     write_json(args.out / f"{name}-profile.json", profile)
     if args.ship:
-        calibrator.save(shipped_path(file.sha256))
+        # the calibrator ships only when the profile routes on it: a probe chosen among signals
+        # at chance would cost a read per pass and replace a shipped calibrator for nothing
+        if profile["signal"] == "calibrated":
+            calibrator.save(shipped_path(file.sha256))
         write_json(shipped_profile_path(file.sha256), profile)
     say(f"chosen {chosen.label()} (CV AUROC {chosen_auroc:.3f}); wrote {args.out / name}.json")
     return 0

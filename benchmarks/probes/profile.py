@@ -105,18 +105,23 @@ def build_profile(
     source: Mapping[str, Any],
 ) -> dict[str, Any]:  # fmt: skip
     """The profile on the signal with the best AUROC (ties: the simpler one, in enum order);
-    ``signals`` are out-of-fold scores where they were fitted."""
+    ``signals`` are out-of-fold scores where they were fitted. When every signal is at chance
+    the best of them won by noise: the profile then routes on the letter probability (nothing
+    fitted, and fine-grained enough to send the chosen share up)."""
     best = max(aurocs, key=lambda s: (round(aurocs[s], 3), -list(Signal).index(s)))
+    at_chance = aurocs[best] < CHANCE
+    if at_chance:
+        best = Signal.LETTER
     version = None if calibrator is None or best is not Signal.CALIBRATED else calibrator.version
     others = ", ".join(f"{s.value} {aurocs[s]:.2f}" for s in aurocs if s is not best)
     note = (
         f"Routes on {DESCRIBED[best]}: on {len(correct)} labelled questions outside eval it "
         f"ranks right answers above wrong ones at AUROC {aurocs[best]:.2f} ({others})."
     )
-    if aurocs[best] < CHANCE:
+    if at_chance:
         note += (
-            " Every signal of this model is at chance: routing sends the chosen share of "
-            "questions up, but cannot tell which of its answers are wrong."
+            f" Every signal of this model is at chance (below AUROC {CHANCE}): routing sends "
+            "the chosen share of questions up, but cannot tell which of its answers are wrong."
         )
     profile = {
         "format": FORMAT,
