@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench.plots import plots_available
+from benchmarks.fog.targets import TOP_CLOUD_TARGET
 
 FILENAME = "fog.png"
 
@@ -33,7 +34,10 @@ def write_plot(report: dict[str, Any], out: Path) -> str | None:
     )
     ax.axhline(100 * report["cloud_only"], color="grey", linestyle="--", label="cloud-only †")
     ax.axhline(100 * report["cloud_only"] - 2, color="grey", linestyle=":", label="cloud-only - 2")
-    ax.axvline(60, color="red", linestyle=":", label="target: <= 60 % to the cloud")
+    ax.axvline(
+        TOP_CLOUD_TARGET, color="red", linestyle=":",
+        label=f"target: <= {TOP_CLOUD_TARGET} % to the cloud",
+    )  # fmt: skip
     ax.set_xlabel("questions answered by the top cloud † (%)")
     ax.set_ylabel("system accuracy (%)")
     ax.set_title(f"Fog tiers on {report['n']} eval questions († simulated cloud)")

@@ -8,3 +8,4 @@ from __future__ import annotations
 GATEWAY_SIGNALS = ("calibrated", "letter", "bucket")
 TARGETS = (1.0, 0.8, 0.7, 0.6, 0.5, 0.4, 0.2, 0.0)
 MARGIN = 0.02  # the target: a fog within 2 points of cloud-only accuracy
+TOP_CLOUD_TARGET = 65  # ... with at most this percent of the questions at the top cloud
