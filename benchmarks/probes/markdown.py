@@ -115,7 +115,8 @@ def eval_section(report: dict[str, Any]) -> list[str]:
     if profile.get("points"):
         lines += [
             "",
-            f"The shipped profile (`{profile['signal']}`, per-domain taus chosen on calib) as "
+            f"The shipped profile (`{profile['signal']}`; per-domain taus by the cloud's gain, "
+            "chosen on train + calib) as "
             "the runtime routes eval:",
             "",
         ]
