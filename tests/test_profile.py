@@ -137,7 +137,7 @@ def test_the_embedded_model_ships_a_profile_that_says_what_it_routes_on(
     assert point is None and set(profile.points) == {"cloud-50", "cloud-70"}
     assert profile.signal is Signal.LETTER and "at chance" in profile.note
     assert runtime.config.profile == "auto" and runtime.model.file.sha256 == sha256
-    question = stratified("eval", 1)[0]
+    question = stratified(1, domains=("law",))[0]
     record = runtime.answer(question)
     assert record.profile == f"{profile.name}/cloud-50" and record.signal == "letter"
     assert record.tau == profile.table().tau_for(question.domain)

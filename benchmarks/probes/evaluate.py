@@ -144,26 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no probe sweep at {swept}: run python -m benchmarks.probes first")
     sweep = json.loads(swept.read_text())
     cloud = cloud_correct(test)
-    rows = [
-        measured("bucket (raw)", train.bucket, test.bucket, test.data.y, cloud),
-        measured("letter (raw)", train.letter_max, test.letter_max, test.data.y, cloud),
-    ]
-    settings = {
-        "domain only": Setting(columns=DOMAIN_COLUMNS, l2=100.0),
-        "calibrated v1 (outputs)": Setting(l2=100.0),
-    }
-    for band, curve in sweep["learning_curve"].items():
-        settings[f"probe, best {band} read ({curve['read']})"] = Setting(
-            (Read.parse(curve["read"]),)
-        )
-    for label, setting in settings.items():
-        rows.append(measured(label, *fitted_scores(train, test, setting), test.data.y, cloud))
-    if train.hidden is not None and test.hidden is not None:
-        rows.append(
-            measured(
-                "calibrated v2 (final hidden state)", *v2_scores(train, test), test.data.y, cloud
-            )
-        )
+    rows = fitted_rows(train, test, sweep, cloud)
     v3, v3_scores = v3_rows(train, test, file.sha256, cloud, name)
     rows += v3
     by_signal = {"bucket": test.bucket, "letter": test.letter_max}
@@ -186,6 +167,33 @@ def main(argv: list[str] | None = None) -> int:
         print(f"profile {point}: {at}")
     write_readme(args.out)
     return 0
+
+
+def fitted_rows(
+    train: LabelRun, test: LabelRun, sweep: dict[str, Any], cloud: np.ndarray
+) -> list[dict[str, Any]]:
+    """The raw signals, and each fitted one (v1, the domain, each band's best read, v2)."""
+    rows = [
+        measured("bucket (raw)", train.bucket, test.bucket, test.data.y, cloud),
+        measured("letter (raw)", train.letter_max, test.letter_max, test.data.y, cloud),
+    ]
+    settings = {
+        "domain only": Setting(columns=DOMAIN_COLUMNS, l2=100.0),
+        "calibrated v1 (outputs)": Setting(l2=100.0),
+    }
+    for band, curve in sweep["learning_curve"].items():
+        settings[f"probe, best {band} read ({curve['read']})"] = Setting(
+            (Read.parse(curve["read"]),)
+        )
+    for label, setting in settings.items():
+        rows.append(measured(label, *fitted_scores(train, test, setting), test.data.y, cloud))
+    if train.hidden is not None and test.hidden is not None:
+        rows.append(
+            measured(
+                "calibrated v2 (final hidden state)", *v2_scores(train, test), test.data.y, cloud
+            )
+        )
+    return rows
 
 
 if __name__ == "__main__":
