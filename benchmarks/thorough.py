@@ -25,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.markdown import markdown_table
+from benchmarks.probes.data import report_name
 from benchmarks.probes.sweep import FRACTIONS, measured
 from benchmarks.report import machine, write_json
 from benchmarks.simulated_cloud import AnswerBook, SimulatedCloudConfig
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = replace(RuntimeConfig.from_env(), model=args.model)
     questions = stratified(args.per_domain, split="eval")
-    name = args.model.replace(":", "-").replace("/", "-")
+    name = report_name(args.model)
     cache = args.out / f"{name}-rows.jsonl"
     done = {}
     if cache.is_file():

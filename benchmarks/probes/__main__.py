@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.probes.compact import load_compact
-from benchmarks.probes.data import LabelRun, load_label_run
+from benchmarks.probes.data import LabelRun, label_runtime, load_label_run, report_name
 from benchmarks.probes.markdown import write_plot, write_readme
 from benchmarks.probes.profile import profile_for
 from benchmarks.probes.sweep import (
@@ -30,13 +30,11 @@ from benchmarks.probes.sweep import (
 )
 from benchmarks.report import machine, write_json
 from edge_runtime.catalog import EMBEDDED_NAME
-from edge_runtime.config import RuntimeConfig
 from edge_runtime.provenance import git_commit
 from edge_runtime.routing.calibrator import shipped_path
 from edge_runtime.routing.fit_probe import Setting, fit_setting, to_calibrator
 from edge_runtime.routing.probe import Read
 from edge_runtime.routing.profile import shipped_profile_path
-from edge_runtime.runtime import EdgeRuntime
 
 REPORTS = Path("reports/probes")
 
@@ -54,8 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPORTS)
     parser.add_argument("--compact", type=Path, help="a committed compact run instead of the store")
     args = parser.parse_args(argv)
-    config = replace(RuntimeConfig.from_env(), model=args.model, calibrator="none")
-    with EdgeRuntime.load(config, capture_hidden=False) as runtime:
+    with label_runtime(args.model) as runtime:
         if args.compact:
             run = load_compact(args.compact)
         else:
@@ -88,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     report["profile"] = {"signal": profile["signal"], "note": profile["note"]}
     report["machine"] = machine()
-    name = file.reference.replace(":", "-").replace("/", "-")
+    name = report_name(file.reference)
     write_json(args.out / f"{name}.json", report)
     write_plot(report, args.out, name)
     write_readme(args.out)

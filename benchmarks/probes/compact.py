@@ -17,22 +17,19 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks.probes.data import LabelRun, load_label_run
+from benchmarks.probes.data import LabelRun, label_runtime, load_label_run, report_name
 from edge_runtime.catalog import EMBEDDED_NAME
-from edge_runtime.config import RuntimeConfig
 from edge_runtime.mcq import DOMAINS, SPLITS, load_questions
 from edge_runtime.question import Question
 from edge_runtime.routing.fit_hidden import principal_projection
 from edge_runtime.routing.fit_probe import Labelled
 from edge_runtime.routing.passes import question_key
 from edge_runtime.routing.probe import Read
-from edge_runtime.runtime import EdgeRuntime
 
 COMPONENTS = 256
 DATA = Path("reports/probes/data")
@@ -108,12 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", default="train,calib")
     parser.add_argument("--bases", type=Path, help="project on this compact file's bases")
     args = parser.parse_args(argv)
-    config = replace(RuntimeConfig.from_env(), model=args.model, calibrator="none")
     splits = args.splits.split(",")
-    with EdgeRuntime.load(config, capture_hidden=False) as runtime:
+    with label_runtime(args.model) as runtime:
         run = load_label_run(runtime, splits, measure="eval" in splits)
-        reference = runtime.model.file.reference
-    name = reference.replace(":", "-").replace("/", "-")
+        name = report_name(runtime.model.file.reference)
     out = save_compact(
         run, parse_reads(args.reads), DATA / f"{name}-{'+'.join(splits)}.npz", bases_from=args.bases
     )

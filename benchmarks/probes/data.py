@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from benchmarks.labels import labelled_questions, state_store
-from edge_runtime.config import foggen_home
+from edge_runtime.config import RuntimeConfig, foggen_home
 from edge_runtime.decoding import POSITIONS
 from edge_runtime.question import Question
 from edge_runtime.routing.calibrator import features
@@ -16,6 +17,19 @@ from edge_runtime.routing.fit_probe import Labelled
 from edge_runtime.routing.passes import PassStore
 from edge_runtime.routing.probe import Read
 from edge_runtime.runtime import EdgeRuntime
+
+
+def report_name(reference: str) -> str:
+    """A model reference as a file name in the reports (``chain:3`` -> ``chain-3``)."""
+    return reference.replace(":", "-").replace("/", "-")
+
+
+@contextmanager
+def label_runtime(model: str) -> Iterator[EdgeRuntime]:
+    """``model`` loaded to read its label runs: no calibrator, no capture."""
+    config = replace(RuntimeConfig.from_env(), model=model, calibrator="none")
+    with EdgeRuntime.load(config, capture_hidden=False) as runtime:
+        yield runtime
 
 
 @dataclass(frozen=True)

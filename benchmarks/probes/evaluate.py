@@ -22,23 +22,19 @@ from typing import Any
 import numpy as np
 
 from benchmarks.probes.compact import load_compact
-from benchmarks.probes.data import LabelRun, load_label_run
+from benchmarks.probes.data import LabelRun, label_runtime, load_label_run, report_name
 from benchmarks.probes.markdown import write_readme
-from benchmarks.probes.sweep import measured
+from benchmarks.probes.sweep import measured, routed_share
 from benchmarks.report import machine, write_json
 from benchmarks.simulated_cloud import AnswerBook, SimulatedCloudConfig
-from benchmarks.stats import lift_se
 from edge_runtime.catalog import EMBEDDED_NAME
-from edge_runtime.config import RuntimeConfig
 from edge_runtime.routing.calibrator import Calibrator, shipped_calibrator
 from edge_runtime.routing.fit_hidden import fit_hidden_calibrator
 from edge_runtime.routing.fit_hidden import out_of_fold as out_of_fold_hidden
 from edge_runtime.routing.fit_probe import DOMAIN_COLUMNS, Setting, fit_setting, out_of_fold
-from edge_runtime.routing.metrics import random_baseline
 from edge_runtime.routing.probe import Read
 from edge_runtime.routing.profile import find_profile
 from edge_runtime.routing.rule import Route, route
-from edge_runtime.runtime import EdgeRuntime
 
 REPORTS = Path("reports/probes")
 
@@ -100,7 +96,6 @@ def profile_points(
         return {}
     profile, _ = found
     score, local = scores[profile.signal], test.data.y
-    raw, cloud_only = float(local.mean()), float(cloud.mean())
     out: dict[str, Any] = {"name": profile.name, "signal": profile.signal, "points": {}}
     for point in profile.points:
         table = profile.table(point)
@@ -108,14 +103,7 @@ def profile_points(
             [route(float(v), table.tau_for(q.domain)) is Route.LOCAL
              for v, q in zip(score, test.questions, strict=True)]
         )  # fmt: skip
-        system = float(np.where(kept, local, cloud).mean())
-        sent = float(1.0 - kept.mean())
-        lift = system - random_baseline(sent, cloud_only, raw)
-        out["points"][point] = {
-            "cloud_fraction": round(sent, 4), "accuracy": round(system, 4),
-            "lift_points": round(100 * lift, 2),
-            "lift_se_points": round(100 * lift_se(kept, local, cloud), 2),
-        }  # fmt: skip
+        out["points"][point] = routed_share(kept, local, cloud)
     return out
 
 
@@ -127,8 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="committed compact runs instead of the store: train + calib's, "
                         "then eval's (else eval's raw states from the store)")  # fmt: skip
     args = parser.parse_args(argv)
-    config = replace(RuntimeConfig.from_env(), model=args.model, calibrator="none")
-    with EdgeRuntime.load(config, capture_hidden=False) as runtime:
+    with label_runtime(args.model) as runtime:
         compact = args.compact or []
         if len(compact) > 2:
             parser.error("--compact takes train + calib's run and, optionally, eval's")
@@ -138,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             test = load_label_run(runtime, ["eval"], measure=True)
         file = runtime.model.file
-    name = file.reference.replace(":", "-").replace("/", "-")
+    name = report_name(file.reference)
     swept = args.out / f"{name}.json"
     if not swept.is_file():
         parser.error(f"no probe sweep at {swept}: run python -m benchmarks.probes first")

@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from benchmarks.probes.compact import load_compact
-from benchmarks.probes.data import LabelRun, load_label_run
+from benchmarks.probes.data import LabelRun, label_runtime, load_label_run, report_name
 from benchmarks.report import write_json
 from benchmarks.simulated_cloud import DEFAULT_ACCURACY
 from edge_runtime.catalog import EMBEDDED_NAME
-from edge_runtime.config import RuntimeConfig
 from edge_runtime.provenance import git_commit
 from edge_runtime.routing import metrics
 from edge_runtime.routing.calibrator import Calibrator, shipped_calibrator
@@ -179,10 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ship", action="store_true", help="ship the profile in the package")
     parser.add_argument("--out", type=Path, default=Path("reports/probes"))
     args = parser.parse_args(argv)
-    from edge_runtime.runtime import EdgeRuntime
-
-    config = replace(RuntimeConfig.from_env(), model=args.model, calibrator="none")
-    with EdgeRuntime.load(config, capture_hidden=False) as runtime:
+    with label_runtime(args.model) as runtime:
         run = load_compact(args.compact) if args.compact else load_label_run(
             runtime, args.splits.split(",")
         )  # fmt: skip
@@ -195,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
         run, name=file.reference, sha256=file.sha256, calibrator=calibrator, setting=setting,
         splits=args.splits,
     )  # fmt: skip
-    name = file.reference.replace(":", "-").replace("/", "-")
+    name = report_name(file.reference)
     write_json(args.out / f"{name}-profile.json", profile)
     if args.ship:
         write_json(shipped_profile_path(file.sha256), profile)

@@ -54,19 +54,25 @@ def measured(
     row: dict[str, Any] = {"signal": name, **scored(scores, local)}
     routed = routellm_metrics(scores.tolist(), local.tolist(), cloud.tolist())
     row.update(apgr=routed.apgr, apgr_se=routed.apgr_se, cpt50=routed.cpt50, cpt80=routed.cpt80)
-    raw, cloud_only = float(local.mean()), float(cloud.mean())
     for fraction in FRACTIONS:
         tau = float(np.quantile(train_scores, fraction))
-        sent = metrics.cloud_fraction(scores.tolist(), tau)
-        system = metrics.system_accuracy(scores.tolist(), local.tolist(), cloud.tolist(), tau)
-        lift = system - metrics.random_baseline(sent, cloud_only, raw)
         kept = metrics.keeps_local(scores.tolist(), tau)
-        row[f"at_{int(fraction * 100)}"] = {
-            "tau": round(tau, 5), "cloud_fraction": round(sent, 4),
-            "accuracy": round(system, 4), "lift_points": round(100 * lift, 2),
-            "lift_se_points": round(100 * lift_se(kept, local, cloud), 2),
-        }  # fmt: skip
+        at = {"tau": round(tau, 5), **routed_share(kept, local, cloud)}
+        row[f"at_{int(fraction * 100)}"] = at
     return row
+
+
+def routed_share(kept: np.ndarray, local: np.ndarray, cloud: np.ndarray) -> dict[str, Any]:
+    """Keeping ``kept`` local and sending the rest up: the share sent, the system accuracy and
+    its lift over random routing of that share, in points +- bootstrap SE."""
+    sent = float(1.0 - kept.mean())
+    system = float(np.where(kept, local, cloud).mean())
+    lift = system - metrics.random_baseline(sent, float(cloud.mean()), float(local.mean()))
+    return {
+        "cloud_fraction": round(sent, 4), "accuracy": round(system, 4),
+        "lift_points": round(100 * lift, 2),
+        "lift_se_points": round(100 * lift_se(kept, local, cloud), 2),
+    }  # fmt: skip
 
 
 def best_of(
