@@ -9,8 +9,9 @@ read and at the last token of the user's message (``edge_runtime.capture``: the 
 changes no number of the pass). The pass rows go to the pass store, the layer states to the
 state store (``edge_runtime.routing.states``), both under ``$FOGGEN_HOME``. Questions run in a
 fixed shuffled order (a hash of each question), so a run stopped early is still a random,
-stratifiable sample; a run resumes after the last chunk written. Run it niced: the 1.5B takes
-1.1-1.5 s a question on two cores, about two hours for the lot.
+stratifiable sample; a run resumes after the last chunk written, and ``--start N`` labels the
+rest of the order after the N questions a committed compact run already holds. Run it niced:
+the 1.5B takes 1.1-1.5 s a question on two cores, about two hours for the lot.
 """
 
 from __future__ import annotations
@@ -82,13 +83,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=EMBEDDED_NAME, help="a catalog name or a GGUF path")
     parser.add_argument("--splits", default=",".join(DEFAULT_SPLITS), help="train,calib")
     parser.add_argument("--limit", type=int, default=None, help="the first N of the order")
+    parser.add_argument(
+        "--start", type=int, default=0, metavar="N",
+        help="skip the first N of the order (a committed compact run holds them)",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--measure", action="store_true", help="allow eval (to measure probes)")
     args = parser.parse_args(argv)
     splits = [s for s in args.splits.split(",") if s]
     if any(s not in SPLITS for s in splits):
         parser.error(f"--splits: choose from {', '.join(SPLITS)}")
-    questions = labelled_questions(splits, measure=args.measure)[: args.limit]
+    if args.start < 0 or (args.limit is not None and args.limit < args.start):
+        parser.error("--start: 0 <= N <= --limit")
+    questions = labelled_questions(splits, measure=args.measure)[args.start : args.limit]
     config = replace(RuntimeConfig.from_env(), model=args.model, n_threads=args.threads)
     with EdgeRuntime.load(config, capture_hidden=True) as loaded:
         runtime = loaded.sibling(

@@ -22,6 +22,7 @@ CARD_SIGNAL, CARD_TAU = Signal.BUCKET, 0.5  # the card's rule: what no profile o
 AUTO_PROFILE = "auto"
 NO_CALIBRATOR = "none"  # --calibrator none: no p_correct, even if the cache holds a calibrator
 GUESS_AUTO, NO_GUESS = "auto", "none"
+MAX_ORDERS = 4  # thorough mode: at most one order per rotation of four options
 
 
 class Mode(str, Enum):
@@ -41,6 +42,14 @@ class RuntimeConfig:
     )
     mode: Mode = setting(
         Mode.FAST, "decoding mode: fast | grammar | free", env="FOGGEN_MODE", parse=Mode
+    )
+    orders: int = setting(
+        1,
+        f"thorough mode (fast mode): ask each question in K fixed orders of its options "
+        f"(1-{MAX_ORDERS}) and answer their consensus, routed on its probability (the letter "
+        "signal); 1: one pass",
+        env="FOGGEN_ORDERS",
+        parse=positive_int,
     )
     tau: float | None = setting(
         None,
@@ -139,9 +148,10 @@ class RuntimeConfig:
             raise ConfigError(str(exc)) from exc
         if self.signal not in (None, Signal.BUCKET) and self.mode is not Mode.FAST:
             raise ConfigError(
-                f"--signal {self.signal} reads the letter probabilities of fast mode; "
+                f"--signal {self.signal.value} reads the letter probabilities of fast mode; "
                 f"it cannot be used with --mode {self.mode.value}"
             )
+        self._check_orders()
         if self.signal is Signal.CALIBRATED and self.calibrator == NO_CALIBRATOR:
             raise ConfigError("--signal calibrated needs a calibrator; it cannot run with 'none'")
         if self.node_name is not None and not 0 < len(self.node_name.strip()) <= 64:
@@ -156,14 +166,29 @@ class RuntimeConfig:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive")
 
+    def _check_orders(self) -> None:
+        if not 1 <= self.orders <= MAX_ORDERS:
+            raise ConfigError(f"--orders must be 1 to {MAX_ORDERS}, got {self.orders}")
+        if self.orders > 1 and self.mode is not Mode.FAST:
+            raise ConfigError(f"--orders {self.orders} (thorough mode) needs --mode fast")
+        if self.orders > 1 and self.tau_file:
+            raise ConfigError(
+                "thorough mode (--orders) has no tau file: its thresholds are a pass's"
+            )
+        if self.orders > 1 and self.signal is Signal.CALIBRATED:
+            raise ConfigError(
+                "thorough mode routes on the consensus probability (--signal letter) or the "
+                "bucket: the calibrator ranks a single pass's answer"
+            )
+
     def chose_routing(self) -> bool:
         """Whether a signal, a tau or a tau file was chosen (a routing profile then steps aside)."""
         return self.signal is not None or self.tau is not None or bool(self.tau_file)
 
     def leaves_routing_to_profile(self) -> bool:
-        """Whether a routing profile may decide: nothing chosen, and fast mode (a profile reads
-        its distributions)."""
-        return not self.chose_routing() and self.mode is Mode.FAST
+        """Whether a routing profile may decide: nothing chosen, and fast mode's single pass (a
+        profile reads its distributions)."""
+        return not self.chose_routing() and self.mode is Mode.FAST and self.orders == 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RuntimeConfig:

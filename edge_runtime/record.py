@@ -1,10 +1,10 @@
 """The versioned decision record: what the CLI prints, the HTTP API returns and the log keeps.
 
 Fields (all always present; values may be null where noted). Version 2 added
-``p_correct_version``, version 3 ``provenance``, version 4 ``profile``; an older record is a
-newer one without them.
+``p_correct_version``, version 3 ``provenance``, version 4 ``profile``, version 5 ``orders``
+and ``order_answers``; an older record is a newer one without them.
 
-schema_version  4
+schema_version  5
 id              the question's id, or a generated one
 domain          the question's domain or null
 answer          the final letter (null only if nothing could answer)
@@ -27,6 +27,11 @@ letter_probs    {"A": p, ...} over the offered letters, given the emitted bucket
 tau             the threshold used
 profile         the routing profile that chose signal and tau ("<model>/<point>", e.g.
                 "qwen2.5-coder-1.5b/cloud-50"), or null when they were chosen (or the card's rule)
+orders          option orders asked (1: one pass; more: thorough mode, whose answer is the
+                consensus of the orders and whose letter_probs are the orders' mean, mapped back
+                to the question's own letters; confidence, bucket_probs and output are the first
+                order's, the question as asked)
+order_answers   each order's letter, mapped back to the question's letters (thorough), else null
 mode            fast | grammar | free | sampled (the chat API at temperature > 0: one draw of
                 the schema-forced sampler, answered by this node's model alone)
 output          the edge model's text (the schema lines in fast and grammar mode)
@@ -47,7 +52,7 @@ from typing import Any
 
 from edge_runtime.routing.rule import Route
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 class AnswerSource(str, Enum):
@@ -119,6 +124,8 @@ class DecisionRecord:
     latency_ms: Latency
     model_sha256: str
     provenance: tuple[Hop, ...] = ()
+    orders: int = 1
+    order_answers: tuple[str | None, ...] | None = None
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:

@@ -9,35 +9,19 @@ import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from edge_runtime.config import (
-    MAX_NEW_TOKENS,
-    Mode,
-    RuntimeConfig,
-    foggen_home,
-)
-from edge_runtime.decoding import (
-    EdgeResult,
-    Pick,
-    ResponseTrie,
-    decode_fast,
-    decode_generate,
-)
+from edge_runtime.config import MAX_NEW_TOKENS, Mode, RuntimeConfig, foggen_home
+from edge_runtime.decoding import EdgeResult, Pick, ResponseTrie, decode_fast, decode_generate
 from edge_runtime.engine import EngineSettings, LlamaEngine
 from edge_runtime.errors import ConfigError, PromptTooLongError
 from edge_runtime.escalation import Escalator, kept_local, no_cloud
 from edge_runtime.fog import Node, Trail
 from edge_runtime.gguf_check import GGUFInfo, inspect_gguf
-from edge_runtime.model_setup import (
-    guess_bucket,
-    load_calibrator,
-    profile_fits,
-    routing_profile,
-)
+from edge_runtime.model_setup import guess_bucket, load_calibrator, profile_fits, routing_profile
 from edge_runtime.models import ModelFile, resolve_model
 from edge_runtime.prompt import ChatFormat, PromptTokens
 from edge_runtime.question import Question, make_question
 from edge_runtime.record import DecisionRecord, Hop, Latency
-from edge_runtime.routing.calibrator import Calibrator, features, version_of
+from edge_runtime.routing.calibrator import Calibrator, version_of
 from edge_runtime.routing.choice import RoutingChoice
 from edge_runtime.routing.profile import Profile
 from edge_runtime.routing.rule import Route, Signal, route
@@ -45,6 +29,7 @@ from edge_runtime.routing.signals import routing_score
 from edge_runtime.routing.taus import TauTable
 from edge_runtime.sampling import SAMPLED, Sampling
 from edge_runtime.schema import AnswerSchema
+from edge_runtime.thorough import thorough_pass
 from edge_runtime.threads import ThreadPolicy
 
 log = logging.getLogger(__name__)
@@ -186,33 +171,42 @@ class EdgeRuntime:
         force_route: Route | None = None,
         trail: Trail | None = None,
         sampling: Sampling | None = None,
+        orders: int | None = None,
     ) -> DecisionRecord:
         """Answer one multiple-choice question and decide where its answer comes from.
 
         ``trail``: the FogGen nodes the question came through (when this node serves another
         node's escalation). ``sampling``: one draw at a temperature instead of the greedy
         answer, answered here and never escalated (a distillation teacher's request).
+        ``orders`` > 1: thorough mode (``edge_runtime.thorough``), the consensus answered.
         """
         if not isinstance(question, Question):
             question = make_question(question, choices, id=id, domain=domain)
         if sampling is not None:
-            mode, force_route = Mode.FAST, Route.LOCAL
-        mode = mode or self.config.mode
+            mode, force_route, orders = Mode.FAST, Route.LOCAL, 1
+        mode, orders = mode or self.config.mode, orders or self.config.orders
         signal, tau, profile = self.routing.decide(
-            question.domain, tau=tau, signal=signal, mode=mode
+            question.domain, tau=tau, signal=signal, mode=mode, orders=orders
         )
         config = replace(  # validated: e.g. a probability signal needs fast mode
-            self.config, tau=tau, mode=mode, signal=signal,
+            self.config, tau=tau, mode=mode, signal=signal, orders=orders, tau_file=None,
             force_route=force_route or self.config.force_route,
         )  # fmt: skip
         started = time.perf_counter()
-        pick = None if sampling is None else sampling.pick(question)
-        result = self.run_edge(question, mode=config.mode, pick=pick)
+        thorough = None
+        if orders > 1:
+            thorough = thorough_pass(self, question, orders)
+            result = thorough.combined()
+        else:
+            pick = None if sampling is None else sampling.pick(question)
+            result = self.run_edge(question, mode=config.mode, pick=pick)
         edge_ms = (time.perf_counter() - started) * 1000.0
         trail = (trail or Trail()).then(self.node)
         record = self._decide(
             question, result, config, edge_ms, trail, signal=signal, tau=tau, profile=profile
         )
+        if thorough is not None:
+            record = replace(record, orders=len(thorough.passes), order_answers=thorough.answers)
         return record if sampling is None else replace(record, mode=SAMPLED)
 
     def exclusive(self) -> threading.RLock:
@@ -304,26 +298,18 @@ class EdgeRuntime:
     def p_correct(self, question: Question, result: EdgeResult) -> float | None:
         """The calibrator's probability that ``result`` is right (None: no calibrator, or a
         pass without distributions, i.e. not fast mode)."""
-        if self.calibrator is None or result.bucket_probs is None or not result.letter_probs:
+        if self.calibrator is None:
             return None
-        if self.calibrator.needs_hidden and result.hidden is None:
-            return None
-        states = None
-        if self.calibrator.probe is not None:
-            if result.layers is None:
-                return None
-            states = self.calibrator.probe.gather(result.layers, self.engine.captures_layers)
-        n_tokens = result.n_prompt_tokens
-        if n_tokens is None:
-            n_tokens = len(self.prompt_tokens(question))
-        x = features(result, question, n_tokens)
-        return self.calibrator.p_correct(x, result.hidden, states)
+        n_tokens = result.n_prompt_tokens or len(self.prompt_tokens(question))
+        return self.calibrator.of_pass(question, result, n_tokens, self.engine.captures_layers)
 
     def _p_correct_for(
-        self, question: Question, result: EdgeResult, signal: Signal
+        self, question: Question, result: EdgeResult, config: RuntimeConfig
     ) -> float | None:
+        if config.orders > 1:  # the calibrator ranks one pass's answer, not a consensus
+            return None
         p_correct = self.p_correct(question, result)
-        if signal is Signal.CALIBRATED and p_correct is None:
+        if config.signal is Signal.CALIBRATED and p_correct is None:
             raise ConfigError(
                 "--signal calibrated needs a calibrator for this model "
                 f"(sha256 {self.model.file.sha256[:12]}...) and a fast-mode pass: start with "
@@ -352,7 +338,7 @@ class EdgeRuntime:
         profile: str | None,
     ) -> DecisionRecord:
         """The record of one pass, routed on ``signal`` >= ``tau`` (``profile``: who chose)."""
-        p_correct = self._p_correct_for(question, result, signal)
+        p_correct = self._p_correct_for(question, result, config)
         score = routing_score(signal, result, p_correct)
         decided = config.force_route or route(score, tau)
         record_id = question.id or uuid.uuid4().hex

@@ -20,14 +20,21 @@ answer.
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
+from typing import Any, Protocol
 
-from edge_runtime.config import Mode
+from edge_runtime.config import MAX_ORDERS, Mode
 from edge_runtime.decoding import EdgeResult
 from edge_runtime.question import Question
-from edge_runtime.runtime import EdgeRuntime
 
-MAX_ORDERS = 4
+
+class Asker(Protocol):
+    """What thorough passes need of a runtime (``EdgeRuntime``, which calls them itself)."""
+
+    def exclusive(self) -> AbstractContextManager[Any]: ...
+
+    def run_edge(self, question: Question, *, mode: Mode, keep_cache: bool = ...) -> EdgeResult: ...
 
 
 def option_orders(n_options: int, k: int) -> list[tuple[int, ...]]:
@@ -89,8 +96,18 @@ class ThoroughResult:
         first = self.answers[0]
         return min(p.get(first or "", 0.0) for p in self.option_probs)
 
+    def combined(self) -> EdgeResult:
+        """The thorough answer as one pass: the consensus letter and distribution (what the
+        letter signal reads); the bucket, output and the rest are the first order's."""
+        if len(self.passes) == 1:
+            return self.first
+        return replace(
+            self.first, letter=self.consensus_letter, letter_probs=self.consensus,
+            hidden=None, layers=None,
+        )  # fmt: skip
 
-def thorough_pass(runtime: EdgeRuntime, question: Question, k: int) -> ThoroughResult:
+
+def thorough_pass(runtime: Asker, question: Question, k: int) -> ThoroughResult:
     """``question`` in ``k`` orders of its options (:func:`option_orders`), fast mode."""
     orders = option_orders(len(question.choices), k)
     letters = question.letters

@@ -143,7 +143,7 @@ def test_fit_then_ask_and_route_on_the_hidden_state(
     asked = subprocess.run(ask, env=cli_env, capture_output=True, timeout=600)
     assert asked.returncode == 0, asked.stderr
     record = json.loads(asked.stdout)
-    assert record["schema_version"] == 4 and record["p_correct_version"] == 2
+    assert record["schema_version"] == 5 and record["p_correct_version"] == 2
     assert record["signal"] == "calibrated" and record["score"] == record["p_correct"]
     # the same pass in this process: the record's p_correct is the calibrator's on its state
     result = runtime.run_edge(question, mode=Mode.FAST, hidden=True)

@@ -24,7 +24,8 @@ def test_help_and_version(cli_env: dict[str, str]) -> None:
     out = run(["--help"], cli_env)
     assert out.returncode == 0 and b"ask" in out.stdout and b"model" in out.stdout
     ask_help = " ".join(run(["ask", "--help"], cli_env).stdout.decode().split())
-    for flag in ("--tau", "--mode", "--model", "--threads", "--ctx", "--json", "--force-route"):
+    for flag in ("--tau", "--mode", "--model", "--threads", "--ctx", "--json", "--force-route",
+                 "--orders"):  # fmt: skip
         assert flag in ask_help
     assert (
         "FOGGEN_TAU" in ask_help and "profile's, else 0.5" in ask_help and "--profile" in ask_help
@@ -35,18 +36,23 @@ def test_help_and_version(cli_env: dict[str, str]) -> None:
 
 def test_ask_one_question_as_json(cli_env: dict[str, str]) -> None:
     out = run(["ask", "Which gas do plants absorb?", "-c", "Oxygen", "-c", "Carbon dioxide",
-               "--json", "--tau", "0.25", "--id", "q7"], cli_env)  # fmt: skip
+               "--json", "--tau", "0.25", "--id", "q7", "--orders", "2"], cli_env)  # fmt: skip
     assert out.returncode == 0, out.stderr
     lines = out.stdout.decode().splitlines()
     assert len(lines) == 1
     record = json.loads(lines[0])
     assert record["id"] == "q7" and record["tau"] == 0.25 and record["answer"] in {"A", "B"}
+    # thorough mode: both orders of a two-option question, the consensus answered
+    assert record["orders"] == 2 and len(record["order_answers"]) == 2
+    assert record["answer"] == max(record["letter_probs"], key=record["letter_probs"].get)
 
 
 def test_ask_human_output(cli_env: dict[str, str]) -> None:
     out = run(["ask", "2 + 2 = ?", "-c", "3", "-c", "4"], cli_env)
     assert out.returncode == 0
-    assert b"answer" in out.stdout and b"route" in out.stdout
+    assert b"answer" in out.stdout and b"route" in out.stdout and b"orders" not in out.stdout
+    thorough = run(["ask", "2 + 2 = ?", "-c", "3", "-c", "4", "--orders", "2"], cli_env)
+    assert b"consensus of 2 orders" in thorough.stdout
 
 
 def test_jsonl_stdin_one_record_per_line_in_order_with_errors(cli_env: dict[str, str]) -> None:
@@ -85,6 +91,7 @@ def test_input_file_and_missing_file(cli_env: dict[str, str], tmp_path: Path) ->
         (["ask", "Q?", "-c", "a", "-c", "a"], 2, b"same"),
         (["ask", "Q?", "-c", "a", "-c", "b", "--tau", "2"], 2, b"tau"),
         (["ask", "Q?", "-c", "a", "-c", "b", "--threads", "zero"], 2, b"--threads"),
+        (["ask", "Q?", "-c", "a", "-c", "b", "--orders", "5"], 2, b"--orders must be 1 to 4"),
         (["ask", "Q?", "-c", "a", "-c", "b", "--model", "/nonexistent.gguf"], 3, b"not found"),
         (["ask", "Q?", "-c", "a", "-c", "b", "--model", "hf://o/r/f.gguf"], 3, b"could not fetch"),
         (["ask", "Q?", "-c", "a", "-c", "b", "--model", "qwen-7b"], 2, b"no model is named"),

@@ -76,7 +76,7 @@ def test_openai_client_against_a_node(
             )  # fmt: skip
             record = reply.model_extra["foggen"]["record"]
             assert reply.choices[0].message.content == f"Final answer: {record['answer']}"
-            assert record["schema_version"] == 4 and record["domain"] == "science"
+            assert record["schema_version"] == 5 and record["domain"] == "science"
             assert [hop["node"] for hop in record["provenance"]] == ["kiosk-1"]
             usage = reply.usage
             assert usage is not None and usage.prompt_tokens == len(prompt) > 80  # prefix: 80

@@ -19,7 +19,7 @@ RECORD_FIELDS = {
     "route_forced", "escalation", "error_kind", "confidence", "signal", "score", "p_correct",
     "p_correct_version", "bucket_probs", "letter_probs", "tau", "profile", "mode", "output",
     "latency_ms",
-    "model_sha256", "provenance",
+    "model_sha256", "provenance", "orders", "order_answers",
 }  # fmt: skip
 
 
@@ -30,11 +30,11 @@ def test_warm_start_holds_the_system_prompt(runtime: EdgeRuntime) -> None:
     assert runtime.engine.cached_tokens == 80
 
 
-def test_record_has_every_field_of_schema_version_4(runtime: EdgeRuntime) -> None:
+def test_record_has_every_field_of_schema_version_5(runtime: EdgeRuntime) -> None:
     record = runtime.answer("Which gas do plants absorb?", ["Oxygen", "Carbon dioxide"], id="q1")
     data = json.loads(record.to_json())
     assert set(data) == RECORD_FIELDS
-    assert data["schema_version"] == SCHEMA_VERSION == 4
+    assert data["schema_version"] == SCHEMA_VERSION == 5
     assert data["id"] == "q1" and data["domain"] is None
     assert isinstance(data["confidence"], float) and str(data["confidence"]) in {
         str(float(b)) for b in BUCKETS

@@ -73,7 +73,7 @@ def test_answers_with_a_decision_record_and_logs_it(
     reply = _ask(served.url, body)
     assert reply.status_code == 200, reply.text
     record = reply.json()
-    assert record["schema_version"] == 4 and record["id"] == "plants-1"
+    assert record["schema_version"] == 5 and record["id"] == "plants-1"
     assert record["answer"] in ("A", "B", "C") and record["domain"] == "science"
     assert record["model_sha256"] == file_sha256(model_path, home=model_home)
     # no cloud configured: a question routed up keeps its local answer, marked unavailable
@@ -93,6 +93,11 @@ def test_tau_and_signal_per_request(served: ServiceProcess) -> None:
     body = {"question": "2 + 2 = ?", "choices": ["3", "4", "5"], "tau": 0.0, "signal": "letter"}
     record = _ask(served.url, body).json()
     assert (record["tau"], record["signal"], record["route"]) == (0.0, "letter", "local")
+    assert (record["orders"], record["order_answers"]) == (1, None)
+    thorough = _ask(served.url, {**body, "orders": 3}).json()  # thorough mode, per request
+    assert thorough["orders"] == 3 and len(thorough["order_answers"]) == 3
+    assert thorough["score"] == thorough["letter_probs"][thorough["answer"]]
+    assert _ask(served.url, {**body, "orders": 5}).status_code == 422  # at most 4 orders
 
 
 def test_health_and_readiness_are_open_and_reveal_nothing(served: ServiceProcess) -> None:

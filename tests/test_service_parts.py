@@ -85,7 +85,7 @@ def test_decision_log_writes_one_line_per_decision(
     log.append(_record("q1"), QUESTION)
     log.close()
     (entry,) = list(read_log(path))
-    assert entry["id"] == "q1" and entry["schema_version"] == 4 and "logged_at" in entry
+    assert entry["id"] == "q1" and entry["schema_version"] == 5 and "logged_at" in entry
     assert entry.get("question") == question
     assert ("choices" in entry) is (question is not None)
     assert path.stat().st_mode & 0o777 == 0o600

@@ -3,11 +3,16 @@ distributions mapped back to the original options, the same numbers every time."
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from edge_runtime.config import Mode
+from edge_runtime.config import Mode, RuntimeConfig
+from edge_runtime.errors import ConfigError
 from edge_runtime.mcq import stratified
 from edge_runtime.question import make_question
+from edge_runtime.record import SCHEMA_VERSION
+from edge_runtime.routing.rule import Signal
 from edge_runtime.runtime import EdgeRuntime
 from edge_runtime.thorough import option_orders, reordered, thorough_pass
 
@@ -58,3 +63,40 @@ def test_a_two_option_question_gets_one_other_order(runtime: EdgeRuntime) -> Non
     question = make_question("Which gas do plants absorb?", ["Oxygen", "Carbon dioxide"])
     result = thorough_pass(runtime, question, 4)
     assert result.orders == ((0, 1), (1, 0)) and len(result.passes) == 2
+
+
+def test_thorough_mode_answers_the_consensus_and_routes_on_its_probability(
+    runtime: EdgeRuntime,
+) -> None:
+    question = stratified(1, split="calib", domains=("finance",))[0]
+    passes = thorough_pass(runtime, question, 4)
+    record = runtime.answer(question, orders=4)
+    data = json.loads(record.to_json())
+    assert data["schema_version"] == SCHEMA_VERSION == 5
+    assert data["orders"] == 4 and data["order_answers"] == list(passes.answers)
+    assert data["answer"] == data["local_answer"] == passes.consensus_letter
+    assert data["letter_probs"] == passes.consensus
+    # no profile (it ranks one pass): the consensus probability at the card's tau
+    assert (data["signal"], data["profile"], data["tau"]) == ("letter", None, 0.5)
+    assert data["score"] == passes.consensus[passes.consensus_letter]
+    assert data["p_correct"] is None and data["bucket_probs"] == passes.first.bucket_probs
+    assert data["route"] == ("local" if data["score"] >= 0.5 else "cloud")
+    one = runtime.answer(question)  # one pass: the profile decides, no orders in the record
+    assert (one.orders, one.order_answers, one.local_answer) == (1, None, passes.answers[0])
+    assert one.profile is not None and runtime.answer(question, orders=1).orders == 1
+    bucket = runtime.answer(question, orders=2, signal=Signal.BUCKET, tau=0.25)
+    assert (bucket.signal, bucket.score, bucket.tau) == ("bucket", passes.first.confidence, 0.25)
+
+
+def test_thorough_mode_refuses_what_it_cannot_mean(runtime: EdgeRuntime) -> None:
+    with pytest.raises(ConfigError, match="1 to 4"):
+        RuntimeConfig(orders=5)
+    with pytest.raises(ConfigError, match="--mode fast"):
+        RuntimeConfig(orders=2, mode=Mode.GRAMMAR)
+    with pytest.raises(ConfigError, match="consensus"):
+        RuntimeConfig(orders=2, signal=Signal.CALIBRATED)
+    with pytest.raises(ConfigError, match="consensus"):
+        runtime.answer("2 + 2 = ?", ["3", "4"], orders=2, signal=Signal.CALIBRATED)
+    with pytest.raises(ConfigError, match="--mode fast"):
+        runtime.answer("2 + 2 = ?", ["3", "4"], orders=2, mode=Mode.GRAMMAR)
+    assert RuntimeConfig.from_env({"FOGGEN_ORDERS": "3"}).orders == 3

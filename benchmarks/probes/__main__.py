@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmarks.probes.compact import load_compact
+from benchmarks.probes.compact import compact_paths, load_compact
 from benchmarks.probes.data import LabelRun, label_runtime, load_label_run, report_name
 from benchmarks.probes.markdown import write_plot, write_readme
 from benchmarks.probes.profile import profile_for
@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", default=None, help="sweep only these layers (e.g. 4,8,12)")
     parser.add_argument("--ship", action="store_true", help="ship the calibrator in the package")
     parser.add_argument("--out", type=Path, default=REPORTS)
-    parser.add_argument("--compact", type=Path, help="a committed compact run instead of the store")
+    parser.add_argument("--compact", type=compact_paths, metavar="RUN[,CHUNK...]",
+                        help="a committed compact run instead of the store")  # fmt: skip
     args = parser.parse_args(argv)
     with label_runtime(args.model) as runtime:
         if args.compact:

@@ -10,7 +10,10 @@ so every fitting tool works on it unchanged, and a probe fitted on it applies to
 
     python -m benchmarks.probes.compact --model NAME --reads letter@14,question@20   (write)
 
-``benchmarks.probes`` and ``benchmarks.probes.evaluate`` read it with ``--compact PATH``.
+``benchmarks.probes`` and ``benchmarks.probes.evaluate`` read it with ``--compact PATH``. A run
+labelled in several sessions is committed in chunks (a file is never rewritten: a later chunk,
+``benchmarks.labels --start N``, is projected on the first chunk's bases with ``--bases``) and
+read as one with ``--compact FIRST.npz,SECOND.npz``.
 """
 
 from __future__ import annotations
@@ -37,6 +40,14 @@ DATA = Path("reports/probes/data")
 
 def parse_reads(text: str) -> list[Read]:
     return [Read.parse(item) for item in text.split(",")]
+
+
+def compact_paths(text: str) -> list[Path]:
+    """``FIRST.npz,SECOND.npz``: the chunks of one committed run (an argparse type)."""
+    paths = [Path(item) for item in text.split(",") if item]
+    if not paths:
+        raise argparse.ArgumentTypeError("name at least one compact run")
+    return paths
 
 
 def _bases(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
@@ -79,8 +90,29 @@ def save_compact(
     return path
 
 
-def load_compact(path: Path) -> LabelRun:
-    """The committed run, states rebuilt from their principal components."""
+def load_compact(paths: Path | Sequence[Path]) -> LabelRun:
+    """The committed run (its chunks, in order, as one), states rebuilt from their principal
+    components."""
+    runs = [_load_chunk(p) for p in ([paths] if isinstance(paths, Path) else paths)]
+    if len(runs) == 1:
+        return runs[0]
+    reads = set(runs[0].data.states)
+    if any(set(r.data.states) != reads for r in runs):
+        raise SystemExit("compact: the chunks of one run must keep the same reads")
+    questions = [q for r in runs for q in r.questions]
+    if len({question_key(q) for q in questions}) != len(questions):
+        raise SystemExit("compact: a question is in two chunks")
+    labelled = Labelled(
+        np.vstack([r.data.x for r in runs]), np.concatenate([r.data.y for r in runs]),
+        {read: np.vstack([r.data.states[read] for r in runs]) for read in runs[0].data.states},
+    )  # fmt: skip
+    return LabelRun(
+        questions, labelled, runs[0].layers, np.concatenate([r.letter_max for r in runs]),
+        np.concatenate([r.bucket for r in runs]),
+    )  # fmt: skip
+
+
+def _load_chunk(path: Path) -> LabelRun:
     by_key: dict[str, Question] = {
         question_key(q): q for split in SPLITS for d in DOMAINS for q in load_questions(d, split)
     }
@@ -104,14 +136,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reads", required=True, help="e.g. letter@14,question@20")
     parser.add_argument("--splits", default="train,calib")
     parser.add_argument("--bases", type=Path, help="project on this compact file's bases")
+    parser.add_argument(
+        "--out", type=Path, help="default: <model>-<splits>-<n>.npz in " + str(DATA)
+    )
     args = parser.parse_args(argv)
     splits = args.splits.split(",")
     with label_runtime(args.model) as runtime:
         run = load_label_run(runtime, splits, measure="eval" in splits)
         name = report_name(runtime.model.file.reference)
-    out = save_compact(
-        run, parse_reads(args.reads), DATA / f"{name}-{'+'.join(splits)}.npz", bases_from=args.bases
-    )
+    out = args.out or DATA / f"{name}-{'+'.join(splits)}-{len(run.questions)}.npz"
+    out = save_compact(run, parse_reads(args.reads), out, bases_from=args.bases)
     print(
         f"compact: {len(run.questions)} questions -> {out} ({out.stat().st_size / 2**20:.1f} MiB)"
     )

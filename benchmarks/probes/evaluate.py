@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.probes.compact import load_compact
+from benchmarks.probes.compact import compact_paths, load_compact
 from benchmarks.probes.data import LabelRun, label_runtime, load_label_run, report_name
 from benchmarks.probes.markdown import write_readme
 from benchmarks.probes.sweep import measured, routed_share
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default=EMBEDDED_NAME)
     parser.add_argument("--out", type=Path, default=REPORTS)
-    parser.add_argument("--compact", type=Path, nargs="+", metavar="RUN",
+    parser.add_argument("--compact", type=compact_paths, nargs="+", metavar="RUN[,CHUNK...]",
                         help="committed compact runs instead of the store: train + calib's, "
                         "then eval's (else eval's raw states from the store)")  # fmt: skip
     args = parser.parse_args(argv)

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.probes.compact import load_compact
+from benchmarks.probes.compact import compact_paths, load_compact
 from benchmarks.probes.data import LabelRun, label_runtime, load_label_run, report_name
 from benchmarks.report import write_json
 from benchmarks.simulated_cloud import DEFAULT_ACCURACY
@@ -173,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("--model", default=EMBEDDED_NAME)
     parser.add_argument("--splits", default="train,calib")
-    parser.add_argument("--compact", type=Path, help="a committed compact run instead of the store")
+    parser.add_argument("--compact", type=compact_paths, metavar="RUN[,CHUNK...]",
+                        help="a committed compact run instead of the store")  # fmt: skip
     parser.add_argument("--ship", action="store_true", help="ship the profile in the package")
     parser.add_argument("--out", type=Path, default=Path("reports/probes"))
     args = parser.parse_args(argv)

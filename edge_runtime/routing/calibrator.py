@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,6 +190,23 @@ class Calibrator:
         self, x: Vector, hidden: Vector | None = None, states: list[Vector] | None = None
     ) -> float:
         return float(self.predict(x, hidden, states)[0])
+
+    def of_pass(
+        self, question: Question, result: EdgeResult, n_tokens: int, captured: Sequence[int]
+    ) -> float | None:
+        """The probability that a fast pass's answer is right (None: a pass without
+        distributions, or without a state this calibrator reads; ``captured``: the layers the
+        pass's engine captured, in its order)."""
+        if result.bucket_probs is None or not result.letter_probs:
+            return None
+        if self.needs_hidden and result.hidden is None:
+            return None
+        states = None
+        if self.probe is not None:
+            if result.layers is None:
+                return None
+            states = self.probe.gather(result.layers, captured)
+        return self.p_correct(features(result, question, n_tokens), result.hidden, states)
 
     def check_hidden_size(
         self, size: int, *, source: str = "the calibrator", model_reference: str | None = None

@@ -1,12 +1,17 @@
 """Which signal and tau route one question: a request's own choice, else the runtime's
 configuration (flag, environment, tau file), else the model's routing profile, else the card's
-rule. See ``edge_runtime.routing.profile`` for when a profile applies."""
+rule. See ``edge_runtime.routing.profile`` for when a profile applies.
+
+Thorough mode (several option orders, ``edge_runtime.thorough``) answers the orders' consensus:
+no profile or tau file applies (they rank one pass), and it routes on the consensus probability
+(the letter signal) unless a signal was chosen."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from edge_runtime.config import CARD_SIGNAL, CARD_TAU, Mode, RuntimeConfig
+from edge_runtime.errors import ConfigError
 from edge_runtime.routing.profile import Profile
 from edge_runtime.routing.rule import Signal
 from edge_runtime.routing.taus import TauTable
@@ -21,6 +26,7 @@ class RoutingChoice:
     tau_table: TauTable | None = None  # the tau file's thresholds
     profile: Profile | None = None  # applies when nothing was chosen
     point: str | None = None  # the profile's operating point (None: its default)
+    chosen: bool = False  # whether the configuration chose the signal
 
     @classmethod
     def of(
@@ -33,6 +39,7 @@ class RoutingChoice:
             tau_table,
             profile if config.leaves_routing_to_profile() else None,
             point,
+            config.signal is not None,
         )
 
     @property
@@ -60,12 +67,24 @@ class RoutingChoice:
         tau: float | None = None,
         signal: Signal | None = None,
         mode: Mode = Mode.FAST,
+        orders: int = 1,
     ) -> tuple[Signal, float, str | None]:
         """(signal, tau, the deciding profile's label or None) for one question (a profile
-        reads fast mode's distributions: another mode routes by the card's rule)."""
-        if self.profile is not None and tau is None and signal is None and mode is Mode.FAST:
+        reads the distributions of fast mode's single pass: another mode routes by the card's
+        rule, thorough mode by its consensus)."""
+        one_pass = mode is Mode.FAST and orders == 1
+        if self.profile is not None and tau is None and signal is None and one_pass:
             table = self.profile.table(self.point)
             return self.profile.signal, table.tau_for(domain), self.profile_label
+        if orders > 1:
+            if mode is not Mode.FAST:
+                raise ConfigError(f"--orders {orders} (thorough mode) needs --mode fast")
+            signal = signal or (self.signal if self.chosen else Signal.LETTER)
+            if signal is Signal.CALIBRATED:
+                raise ConfigError(
+                    "thorough mode routes on the consensus probability (letter) or the bucket"
+                )
+            return signal, self.tau if tau is None else tau, None
         signal = signal or self.signal
         if tau is None and self.tau_table is not None and signal is self.tau_table.signal:
             tau = self.tau_table.tau_for(domain)

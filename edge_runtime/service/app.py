@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from edge_runtime.config import MAX_ORDERS
 from edge_runtime.errors import ConfigError, EdgeRuntimeError, InvalidQuestionError
 from edge_runtime.question import make_question
 from edge_runtime.routing.rule import Signal
@@ -54,6 +55,7 @@ class AnswerRequest(BaseModel):
     domain: str | None = Field(default=None, max_length=MAX_LABEL_CHARS)
     tau: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
     signal: Signal | None = None
+    orders: int | None = Field(default=None, ge=1, le=MAX_ORDERS)  # thorough mode
 
 
 def parse_answer_request(body: bytes) -> AnswerRequest:
@@ -178,7 +180,9 @@ def _add_routes(app: FastAPI, service: Service) -> None:
             parsed.question, parsed.choices, id=parsed.id, domain=parsed.domain
         )
         record = await service.admission.run(
-            lambda: service.answer_and_log(question, tau=parsed.tau, signal=parsed.signal)
+            lambda: service.answer_and_log(
+                question, tau=parsed.tau, signal=parsed.signal, orders=parsed.orders
+            )
         )
         service.metrics.observe_decision(record)
         return JSONResponse(record.to_dict())

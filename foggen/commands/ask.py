@@ -112,8 +112,9 @@ def _human(record: dict[str, Any]) -> str:
         "cloud": "answered by the cloud",
         "edge_fallback": f"escalation {record['escalation']}, answered on the device",
     }[record["answer_source"]]
+    how = f"consensus of {record['orders']} orders, " if record.get("orders", 1) > 1 else ""
     return (
         f"{record['id']}: answer {record['answer'] or '-'} "
-        f"(confidence {record['confidence']}, tau {record['tau']} -> route {record['route']}; "
+        f"({how}confidence {record['confidence']}, tau {record['tau']} -> route {record['route']}; "
         f"{where}; {record['latency_ms']['total']:.0f} ms)"
     )
