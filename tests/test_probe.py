@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from benchmarks.labels import labelled_questions, run
+from benchmarks.probes.compact import load_compact, save_compact
 from benchmarks.probes.data import LabelRun, load_label_run
 from edge_runtime.config import Mode, RuntimeConfig
 from edge_runtime.errors import CalibratorFormatError, CalibratorMismatchError
@@ -193,3 +194,31 @@ def test_profile_taus_send_the_share_overall_and_more_where_the_cloud_is_better(
     assert abs(sent - 0.5) < 0.01
     assert taus["kazakh"]["tau"] - taus["math"]["tau"] == pytest.approx(0.35, abs=1e-5)
     assert taus["kazakh"]["cloud_fraction"] > 0.6 > 0.4 > taus["math"]["cloud_fraction"]
+
+
+def _part(label_run: LabelRun, rows: slice) -> LabelRun:
+    index = np.arange(len(label_run.questions))[rows]
+    return LabelRun(
+        label_run.questions[rows], label_run.data.subset(index), label_run.layers,
+        label_run.letter_max[rows], label_run.bucket[rows],
+    )  # fmt: skip
+
+
+def test_a_run_committed_in_chunks_reads_back_as_one(label_run: LabelRun, tmp_path: Path) -> None:
+    first, rest = _part(label_run, slice(0, 14)), _part(label_run, slice(14, None))
+    a = save_compact(first, READS, tmp_path / "a.npz")
+    b = save_compact(rest, READS, tmp_path / "b.npz", bases_from=a)
+    alone, whole = load_compact(a), load_compact([a, b])
+    assert whole.questions == label_run.questions and whole.layers == (9, 12)  # the reads kept
+    assert np.array_equal(whole.data.y, label_run.data.y)
+    assert np.allclose(whole.data.x, label_run.data.x, rtol=1e-6)  # float32 on disk
+    assert np.allclose(whole.letter_max, label_run.letter_max, rtol=1e-6)
+    for read in READS:  # the first chunk's states are its rank-14 reconstruction, kept as is
+        assert whole.data.states[read].shape == label_run.data.states[read].shape
+        assert np.array_equal(whole.data.states[read][:14], alone.data.states[read])
+        scale = np.abs(label_run.data.states[read][:14]).max()
+        assert (
+            np.abs(alone.data.states[read] - label_run.data.states[read][:14]).max() < 1e-2 * scale
+        )
+    with pytest.raises(SystemExit, match="two chunks"):
+        load_compact([a, a])
