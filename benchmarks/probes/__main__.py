@@ -5,11 +5,17 @@ the best reads and a small MLP by 5-fold cross-validation, adds the baselines, t
 curve and a shuffled-label null, then fits the setting with the best out-of-fold AUROC on every
 labelled question as a version-3 calibrator. Writes ``reports/probes/<model>.json`` and the
 calibrator beside it; ``--ship`` also puts the calibrator in the package for the named model.
+
+``--refit`` (after more labels, e.g. a compact run's later chunk): no new sweep. The report's
+layer sweep and combinations stay as they were measured; the baselines, the learning curve of
+its bands, the null and the chosen setting's CV AUROC are measured again on this run, and the
+chosen setting is fitted on all of it (calibrator, profile, ``--ship``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -26,13 +32,14 @@ from benchmarks.probes.sweep import (
     combinations,
     layer_sweep,
     learning_curve,
+    scored,
     shuffled_null,
 )
 from benchmarks.report import machine, write_json
 from edge_runtime.catalog import EMBEDDED_NAME
 from edge_runtime.provenance import git_commit
 from edge_runtime.routing.calibrator import shipped_path
-from edge_runtime.routing.fit_probe import Setting, fit_setting, to_calibrator
+from edge_runtime.routing.fit_probe import Setting, fit_setting, out_of_fold, to_calibrator
 from edge_runtime.routing.probe import Read
 from edge_runtime.routing.profile import shipped_profile_path
 
@@ -50,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layers", default=None, help="sweep only these layers (e.g. 4,8,12)")
     parser.add_argument("--ship", action="store_true", help="ship the calibrator in the package")
     parser.add_argument("--out", type=Path, default=REPORTS)
+    parser.add_argument("--refit", action="store_true", help="refit the report's chosen setting")
     parser.add_argument("--compact", type=compact_paths, metavar="RUN[,CHUNK...]",
                         help="a committed compact run instead of the store")  # fmt: skip
     args = parser.parse_args(argv)
@@ -69,7 +77,12 @@ def main(argv: list[str] | None = None) -> int:
         "format": "foggen-probes", "version": 1, "model": file.reference,
         "model_sha256": file.sha256, "splits": args.splits, "n": n, "n_correct": right,
     }  # fmt: skip
-    chosen, chosen_auroc = sweep_into(report, run)
+    if args.refit:
+        chosen, chosen_auroc = refit_into(
+            report, run, args.out / f"{report_name(file.reference)}.json"
+        )
+    else:
+        chosen, chosen_auroc = sweep_into(report, run)
     calibrator = to_calibrator(
         fit_setting(run.data, chosen),
         model_sha256=file.sha256,
@@ -119,6 +132,27 @@ def sweep_into(report: dict[str, Any], run: LabelRun) -> tuple[Setting, float]:
     report["null"] = shuffled_null(run, chosen)
     report["chosen"] = {"setting": chosen.label(), "cv_auroc": chosen_auroc}
     return chosen, float(chosen_auroc)
+
+
+def refit_into(report: dict[str, Any], run: LabelRun, path: Path) -> tuple[Setting, float]:
+    """The sweep of the report at ``path`` kept (``sweep_n``: on how many questions), the rest
+    measured again on ``run``; returns its chosen setting and that setting's CV AUROC now."""
+    if not path.is_file():
+        raise SystemExit(f"probes: --refit needs a sweep at {path}: run without --refit first")
+    before = json.loads(path.read_text())
+    chosen = Setting.parse(before["chosen"]["setting"])
+    missing = [str(r) for r in chosen.reads if r not in run.data.states]
+    if missing:
+        raise SystemExit(f"probes: this run lacks the chosen reads {', '.join(missing)}")
+    report["sweep_n"] = before.get("sweep_n", before["n"])
+    report["baselines"] = baselines(run)
+    report["layer_sweep"], report["combinations"] = before["layer_sweep"], before["combinations"]
+    report["learning_curve"] = learning_curve(run, before["layer_sweep"], say)
+    report["null"] = shuffled_null(run, chosen)
+    auroc = scored(out_of_fold(run.data, [chosen])[chosen], run.data.y)["auroc"]
+    report["chosen"] = {"setting": chosen.label(), "cv_auroc": auroc}
+    say(f"refit {chosen.label()}: CV AUROC {auroc:.3f} on {len(run.data.y)}")
+    return chosen, float(auroc)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ def sweep_section(report: dict[str, Any], plot: str | None) -> list[str]:
     positions = sorted({r["position"] for r in sweep})
     layers = sorted({r["layer"] for r in sweep})
     cell = {(r["layer"], r["position"]): r for r in sweep}
-    lines += ["", "Each read alone (with the output features and the domain; k = 64):", ""]
+    on = f" on the first {report['sweep_n']} of them" if "sweep_n" in report else ""
+    lines += ["", f"Each read alone (with the output features and the domain; k = 64){on}:", ""]
     lines += markdown_table(
         ["layer", *positions],
         [
@@ -45,7 +46,7 @@ def sweep_section(report: dict[str, Any], plot: str | None) -> list[str]:
             for layer in layers
         ],
     )
-    lines += ["", "Reads together, and the small MLP:", ""]
+    lines += ["", f"Reads together, and the small MLP{on}:", ""]
     lines += markdown_table(
         ["setting", "AUROC", "ECE"],
         [[c["setting"], _auroc(c), fmt(c["ece"], 3)] for c in report["combinations"]],
