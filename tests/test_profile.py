@@ -141,3 +141,17 @@ def test_the_embedded_model_ships_a_profile_that_says_what_it_routes_on(
     record = runtime.answer(question)
     assert record.profile == f"{profile.name}/cloud-50" and record.signal == "letter"
     assert record.tau == profile.table().tau_for(question.domain)
+
+
+def test_smollm2_ships_a_profile_on_the_letter_probability_at_chance(
+    smollm2_runtime: EdgeRuntime,
+) -> None:
+    """SmolLM2-135M's signals are at chance on all 4,766 train + calib questions: it routes on
+    the letter probability by default and its profile says so."""
+    found = find_profile("auto", smollm2_runtime.model.file.sha256)
+    assert found is not None
+    profile, _ = found
+    assert profile.signal is Signal.LETTER and "at chance" in profile.note
+    assert smollm2_runtime.routing.profile == profile  # loaded by default
+    record = smollm2_runtime.answer(stratified(1, domains=("math",))[0])
+    assert record.profile == f"{profile.name}/cloud-50" and record.signal == "letter"

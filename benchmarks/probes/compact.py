@@ -60,10 +60,12 @@ def _bases(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
 
 
 def save_compact(
-    run: LabelRun, reads: Sequence[Read], path: Path, *, bases_from: Path | None = None
-) -> Path:
+    run: LabelRun, reads: Sequence[Read], path: Path, *, bases_from: Path | None = None,
+    components: int = COMPONENTS,
+) -> Path:  # fmt: skip
     """Write ``run`` with ``reads``; ``bases_from``: project on another compact file's bases
-    (eval on train + calib's, so both are the same functions of the raw states)."""
+    (eval on train + calib's, so both are the same functions of the raw states), else on the
+    first ``components`` principal components of its own."""
     given = _bases(bases_from) if bases_from else {}
     arrays: dict[str, Any] = {
         "keys": np.array([question_key(q) for q in run.questions]),
@@ -78,7 +80,7 @@ def save_compact(
         if str(read) in given:
             mean, std, basis = given[str(read)]
         else:
-            projection = principal_projection(states, COMPONENTS)
+            projection = principal_projection(states, components)
             mean, std, basis = projection.mean, projection.std, projection.components
         z = (states - mean) / std
         arrays[f"scores_{n}"] = (z @ basis.T).astype(np.float16)
@@ -137,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--splits", default="train,calib")
     parser.add_argument("--bases", type=Path, help="project on this compact file's bases")
     parser.add_argument(
+        "--components", type=int, default=COMPONENTS,
+        help="principal components kept per read (a probe reads at most k of them)",
+    )  # fmt: skip
+    parser.add_argument(
         "--out", type=Path, help="default: <model>-<splits>-<n>.npz in " + str(DATA)
     )
     args = parser.parse_args(argv)
@@ -145,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         run = load_label_run(runtime, splits, measure="eval" in splits)
         name = report_name(runtime.model.file.reference)
     out = args.out or DATA / f"{name}-{'+'.join(splits)}-{len(run.questions)}.npz"
-    out = save_compact(run, parse_reads(args.reads), out, bases_from=args.bases)
+    out = save_compact(
+        run, parse_reads(args.reads), out, bases_from=args.bases, components=args.components
+    )
     print(
         f"compact: {len(run.questions)} questions -> {out} ({out.stat().st_size / 2**20:.1f} MiB)"
     )
