@@ -20,6 +20,7 @@ import argparse
 import hashlib
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -53,29 +54,34 @@ def state_store(runtime: EdgeRuntime) -> StateStore:
 
 
 def run(
-    runtime: EdgeRuntime, questions: Sequence[Question], *, progress: bool = True
+    runtime: EdgeRuntime,
+    questions: Sequence[Question],
+    *,
+    progress: bool = True,
+    stop: threading.Event | None = None,
 ) -> tuple[StateStore, int]:
-    """Label every question the state store lacks; returns the store and how many ran.
-    ``runtime`` must capture the final state and every layer."""
+    """Label every question the state store lacks (until ``stop`` is set, checked between
+    questions); returns the store and how many ran. ``runtime`` must capture the final state
+    and every layer."""
     states = state_store(runtime)
     passes = PassStore.for_runtime(runtime, foggen_home())
     layers = runtime.engine.captures_layers
     missing = [q for q in questions if q not in states]
     bar = tqdm(missing, desc="labels", unit="q", file=sys.stderr, disable=not progress)
+    ran = 0
     try:
         for question in bar:
+            if stop is not None and stop.is_set():
+                break
             started = time.perf_counter()
             result = runtime.run_edge(question, mode=Mode.FAST, hidden=True)
             edge_ms = (time.perf_counter() - started) * 1000.0
             passes.add(Pass(question, result, edge_ms, cached=False))
             states.add(question, result, layers)
+            ran += 1
     finally:
         states.flush()
-    return states, len(missing)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    return states, ran
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,11 +107,14 @@ def main(argv: list[str] | None = None) -> int:
         runtime = loaded.sibling(
             capture_hidden=True, capture_layers=tuple(range(loaded.engine.n_layer))
         )
-    # A background job ignores SIGINT: let SIGTERM stop it the same way, the pending states
-    # flushed (an interrupted chunk is otherwise lost)
-    signal.signal(signal.SIGTERM, _interrupt)
+    # Ctrl-C or SIGTERM (a background job ignores SIGINT) stops after the question in flight,
+    # the pending states flushed: an exception raised inside llama.cpp's graph callback would
+    # fail that pass instead of stopping the run
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
     with runtime:
-        states, ran = run(runtime, questions)
+        states, ran = run(runtime, questions, stop=stop)
     print(f"labels: {ran} passes run, {len(states)} stored in {states.directory}")
     return 0
 

@@ -3,6 +3,7 @@ that round-trip, resume after an interruption and refuse what does not fit."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,9 @@ def test_label_runs_store_chunks_that_resume_and_read_back(
 ) -> None:
     monkeypatch.setenv("FOGGEN_HOME", str(tmp_path))
     questions = labelled_questions(["calib"])[:3]
+    stop = threading.Event()
+    stop.set()  # a stop asked for (Ctrl-C, SIGTERM) is honoured between questions
+    assert run(layered, questions, progress=False, stop=stop)[1] == 0
     states, ran = run(layered, questions[:2], progress=False)
     assert ran == 2 and len(states.chunks()) == 1
     states, ran = run(layered, questions, progress=False)  # resumes: only the third runs

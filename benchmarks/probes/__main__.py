@@ -62,11 +62,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="a committed compact run instead of the store")  # fmt: skip
     args = parser.parse_args(argv)
     with label_runtime(args.model) as runtime:
-        if args.compact:
-            run = load_compact(args.compact)
-        else:
-            run = load_label_run(runtime, args.splits.split(","))
         file = runtime.model.file
+        run = load_compact(args.compact) if args.compact else load_label_run(
+            runtime, args.splits.split(",")
+        )  # fmt: skip
     if args.layers:
         keep = {int(x) for x in args.layers.split(",")}
         states = {r: s for r, s in run.data.states.items() if r.layer in keep}
@@ -77,12 +76,9 @@ def main(argv: list[str] | None = None) -> int:
         "format": "foggen-probes", "version": 1, "model": file.reference,
         "model_sha256": file.sha256, "splits": args.splits, "n": n, "n_correct": right,
     }  # fmt: skip
-    if args.refit:
-        chosen, chosen_auroc = refit_into(
-            report, run, args.out / f"{report_name(file.reference)}.json"
-        )
-    else:
-        chosen, chosen_auroc = sweep_into(report, run)
+    name = report_name(file.reference)
+    refit = args.refit and refit_into(report, run, args.out / f"{name}.json")
+    chosen, chosen_auroc = refit or sweep_into(report, run)
     calibrator = to_calibrator(
         fit_setting(run.data, chosen),
         model_sha256=file.sha256,
@@ -99,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     report["profile"] = {"signal": profile["signal"], "note": profile["note"]}
     report["machine"] = machine()
-    name = report_name(file.reference)
     write_json(args.out / f"{name}.json", report)
     write_plot(report, args.out, name)
     write_readme(args.out)
