@@ -146,12 +146,12 @@ class RuntimeConfig:
                 validate_tau(self.tau)
         except ValueError as exc:
             raise ConfigError(str(exc)) from exc
+        self._check_orders()  # first: thorough mode's own error names what to change
         if self.signal not in (None, Signal.BUCKET) and self.mode is not Mode.FAST:
             raise ConfigError(
                 f"--signal {self.signal.value} reads the letter probabilities of fast mode; "
                 f"it cannot be used with --mode {self.mode.value}"
             )
-        self._check_orders()
         if self.signal is Signal.CALIBRATED and self.calibrator == NO_CALIBRATOR:
             raise ConfigError("--signal calibrated needs a calibrator; it cannot run with 'none'")
         if self.node_name is not None and not 0 < len(self.node_name.strip()) <= 64:

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edge_runtime.config import CARD_SIGNAL, CARD_TAU, Mode, RuntimeConfig
-from edge_runtime.errors import ConfigError
 from edge_runtime.routing.profile import Profile
 from edge_runtime.routing.rule import Signal
 from edge_runtime.routing.taus import TauTable
@@ -76,14 +75,8 @@ class RoutingChoice:
         if self.profile is not None and tau is None and signal is None and one_pass:
             table = self.profile.table(self.point)
             return self.profile.signal, table.tau_for(domain), self.profile_label
-        if orders > 1:
-            if mode is not Mode.FAST:
-                raise ConfigError(f"--orders {orders} (thorough mode) needs --mode fast")
+        if orders > 1:  # RuntimeConfig refuses what thorough mode cannot mean
             signal = signal or (self.signal if self.chosen else Signal.LETTER)
-            if signal is Signal.CALIBRATED:
-                raise ConfigError(
-                    "thorough mode routes on the consensus probability (letter) or the bucket"
-                )
             return signal, self.tau if tau is None else tau, None
         signal = signal or self.signal
         if tau is None and self.tau_table is not None and signal is self.tau_table.signal:
