@@ -222,3 +222,11 @@ def test_a_run_committed_in_chunks_reads_back_as_one(label_run: LabelRun, tmp_pa
         )
     with pytest.raises(SystemExit, match="two chunks"):
         load_compact([a, a])
+    with np.load(b) as data:  # the second chunk names the first's bases instead of copying them
+        assert "basis_0" not in data and str(data["bases_of"]) == "a.npz"
+    a.write_bytes(a.read_bytes() + b"\0")
+    with pytest.raises(SystemExit, match="a.npz changed since b.npz"):
+        load_compact([a, b])
+    a.unlink()
+    with pytest.raises(SystemExit, match="a.npz, not found beside it"):
+        load_compact(b)

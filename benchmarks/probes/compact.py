@@ -13,12 +13,14 @@ so every fitting tool works on it unchanged, and a probe fitted on it applies to
 ``benchmarks.probes`` and ``benchmarks.probes.evaluate`` read it with ``--compact PATH``. A run
 labelled in several sessions is committed in chunks (a file is never rewritten: a later chunk,
 ``benchmarks.labels --start N``, is projected on the first chunk's bases with ``--bases``) and
-read as one with ``--compact FIRST.npz,SECOND.npz``.
+read as one with ``--compact FIRST.npz,SECOND.npz``. A file projected on another's bases
+names that file (same directory) and its sha256 instead of holding a copy of them.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -51,12 +53,31 @@ def compact_paths(text: str) -> list[Path]:
 
 
 def _bases(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Each read's (mean, std, basis) of a compact file."""
+    """Each read's (mean, std, basis) of a compact file: its own, or its source file's."""
     with np.load(path) as data:
+        source = _source(path, data) if "bases_of" in data else {}
         return {
-            str(text): (data[f"mean_{n}"], data[f"std_{n}"], data[f"basis_{n}"].astype(np.float64))
+            str(text): (
+                (data[f"mean_{n}"], data[f"std_{n}"], data[f"basis_{n}"].astype(np.float64))
+                if f"basis_{n}" in data
+                else source[str(text)]
+            )
             for n, text in enumerate(data["reads"].tolist())
         }
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _source(path: Path, data: Any) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The bases a file projected on another's names: that file, unchanged since."""
+    source = path.parent / str(data["bases_of"])
+    if not source.is_file():
+        raise SystemExit(f"compact: {path.name} is projected on {source.name}, not found beside it")
+    if _sha256(source) != str(data["bases_sha256"]):
+        raise SystemExit(f"compact: {source.name} changed since {path.name} was projected on it")
+    return _bases(source)
 
 
 def save_compact(
@@ -67,6 +88,8 @@ def save_compact(
     (eval on train + calib's, so both are the same functions of the raw states), else on the
     first ``components`` principal components of its own."""
     given = _bases(bases_from) if bases_from else {}
+    if bases_from and bases_from.resolve().parent != path.resolve().parent:
+        raise SystemExit("compact: write a file beside the file whose bases it is projected on")
     arrays: dict[str, Any] = {
         "keys": np.array([question_key(q) for q in run.questions]),
         "x": run.data.x.astype(np.float32),
@@ -75,6 +98,8 @@ def save_compact(
         "bucket": run.bucket.astype(np.float32),
         "reads": np.array([str(r) for r in reads]),
     }
+    if bases_from:
+        arrays["bases_of"], arrays["bases_sha256"] = np.array(bases_from.name), _sha256(bases_from)
     for n, read in enumerate(reads):
         states = np.asarray(run.data.states[read], dtype=np.float64)
         if str(read) in given:
@@ -84,8 +109,10 @@ def save_compact(
             mean, std, basis = projection.mean, projection.std, projection.components
         z = (states - mean) / std
         arrays[f"scores_{n}"] = (z @ basis.T).astype(np.float16)
-        arrays[f"basis_{n}"] = basis.astype(np.float16)
-        arrays[f"mean_{n}"], arrays[f"std_{n}"] = mean.astype(np.float32), std.astype(np.float32)
+        if str(read) not in given:
+            arrays[f"basis_{n}"] = basis.astype(np.float16)
+            arrays[f"mean_{n}"] = mean.astype(np.float32)
+            arrays[f"std_{n}"] = std.astype(np.float32)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("wb") as handle:
         np.savez_compressed(handle, **arrays)
@@ -118,13 +145,15 @@ def _load_chunk(path: Path) -> LabelRun:
     by_key: dict[str, Question] = {
         question_key(q): q for split in SPLITS for d in DOMAINS for q in load_questions(d, split)
     }
+    bases = _bases(path)
     with np.load(path) as data:
         questions = [by_key[str(k)] for k in data["keys"].tolist()]
         states = {}
         for n, text in enumerate(data["reads"].tolist()):
             (read,) = parse_reads(str(text))
-            z = data[f"scores_{n}"].astype(np.float32) @ data[f"basis_{n}"].astype(np.float32)
-            states[read] = z * data[f"std_{n}"] + data[f"mean_{n}"]
+            mean, std, basis = bases[str(text)]
+            z = data[f"scores_{n}"].astype(np.float32) @ basis.astype(np.float32)
+            states[read] = z * std + mean
         labelled = Labelled(data["x"].astype(np.float64), data["y"].astype(bool), states)
         return LabelRun(
             questions, labelled, tuple(sorted({r.layer for r in states})),
