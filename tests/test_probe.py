@@ -17,6 +17,7 @@ import pytest
 from benchmarks.labels import labelled_questions, run
 from benchmarks.probes.compact import load_compact, save_compact
 from benchmarks.probes.data import LabelRun, load_label_run
+from benchmarks.probes.sweep import learning_curve
 from edge_runtime.config import Mode, RuntimeConfig
 from edge_runtime.errors import CalibratorFormatError, CalibratorMismatchError
 from edge_runtime.routing.calibrator import FEATURE_NAMES, Calibrator, features
@@ -230,3 +231,26 @@ def test_a_run_committed_in_chunks_reads_back_as_one(label_run: LabelRun, tmp_pa
     a.unlink()
     with pytest.raises(SystemExit, match="a.npz, not found beside it"):
         load_compact(b)
+
+
+def test_a_compact_runs_learning_curve_reads_its_kept_reads_in_the_sweeps_bands(
+    label_run: LabelRun, tmp_path: Path
+) -> None:
+    """Bands come from the model's depth (the sweep's layers), not from the few layers a compact
+    run keeps; each band's curve reads the best read the run holds."""
+    compact = load_compact(save_compact(label_run, READS, tmp_path / "a.npz"))
+    sweep = [  # the best of every band is a read the compact run does not keep
+        {
+            "layer": layer,
+            "position": position,
+            "l2": 10.0,
+            "auroc": 0.9 if layer in (3, 8, 15) else 0.6,
+        }
+        for layer in range(18)
+        for position in ("question", "letter")
+    ]
+    curve = learning_curve(compact, sweep, lambda _: None)
+    assert {band: c["read"] for band, c in curve.items()} == {
+        "middle": "question@9",  # 18 layers: early 0-6, middle 7-11, late 12-17
+        "late": "letter@12",
+    }

@@ -32,11 +32,13 @@ from edge_runtime.routing.calibrator import Calibrator, shipped_calibrator
 from edge_runtime.routing.fit_hidden import fit_hidden_calibrator
 from edge_runtime.routing.fit_hidden import out_of_fold as out_of_fold_hidden
 from edge_runtime.routing.fit_probe import DOMAIN_COLUMNS, Setting, fit_setting, out_of_fold
+from edge_runtime.routing.metrics import auroc
 from edge_runtime.routing.probe import Read
 from edge_runtime.routing.profile import find_profile
 from edge_runtime.routing.rule import Route, route
 
 REPORTS = Path("reports/probes")
+NULL_SEEDS = 20  # shufflings of the labels for the null's spread
 
 
 def cloud_correct(run: LabelRun) -> np.ndarray:
@@ -84,6 +86,26 @@ def v3_rows(
         measured(f"v3 ({how}: {shipped.fit.get('setting')})", train_oof, v3, test.data.y, cloud),
         measured("v3 setting on shuffled labels (null)", train_oof, null, test.data.y, cloud),
     ], v3
+
+
+def null_spread(train: LabelRun, test: LabelRun, setting: Setting, seeds: int) -> dict[str, Any]:
+    """Eval AUROC of ``setting`` fitted on ``seeds`` shufflings of the labels: one shuffle's
+    null can land far from 0.5, since a direction fitted on noise still correlates with what
+    the features know about correctness."""
+    aurocs = []
+    for seed in range(seeds):
+        y = np.random.default_rng(seed).permutation(train.data.y)
+        scores = fit_setting(replace(train.data, y=y), setting).predict(test.data)
+        value = auroc(scores, test.data.y)
+        if value is None:
+            raise SystemExit("probes: eval holds only right or only wrong answers")
+        aurocs.append(value)
+    values = np.array(aurocs, dtype=float)
+    return {
+        "seeds": seeds, "mean": round(float(values.mean()), 4),
+        "sd": round(float(values.std(ddof=1)), 4),
+        "min": round(float(values.min()), 4), "max": round(float(values.max()), 4),
+    }  # fmt: skip
 
 
 def profile_points(
@@ -138,18 +160,22 @@ def main(argv: list[str] | None = None) -> int:
     if v3_scores is not None:
         by_signal["calibrated"] = v3_scores
     profile = profile_points(test, file.sha256, by_signal, cloud)
+    chosen = Setting.parse(sweep["chosen"]["setting"])
+    spread = null_spread(train, test, chosen, NULL_SEEDS) if v3 else None
     report = {
         "format": "foggen-probes-eval", "version": 1, "model": file.reference,
         "model_sha256": file.sha256, "n_eval": len(test.data.y), "n_train": len(train.data.y),
         "raw_accuracy": round(float(test.data.y.mean()), 4),
         "cloud_only_accuracy": round(float(cloud.mean()), 4), "signals": rows,
-        "profile": profile,
+        "profile": profile, "null_spread": spread,
         "machine": machine(),
     }  # fmt: skip
     write_json(args.out / f"{name}-eval.json", report)
     for row in rows:
         auroc, se, apgr = row["auroc"], row["auroc_se"], row["apgr"]
         print(f"{row['signal']:60} AUROC {auroc:.3f} +- {se:.3f}  APGR {apgr}")
+    if spread:
+        print(f"null over {spread['seeds']} shuffles: {spread}")
     for point, at in (profile.get("points") or {}).items():
         print(f"profile {point}: {at}")
     write_readme(args.out)

@@ -53,7 +53,11 @@ def sweep_section(report: dict[str, Any], plot: str | None) -> list[str]:
     )
     curve = report["learning_curve"]
     sizes = [p["train_rows"] for p in next(iter(curve.values()))["points"]] if curve else []
-    lines += ["", "Learning curve (training rows per fold; the best read of each band):", ""]
+    lines += [
+        "",
+        "Learning curve (training rows per fold; the best read of each band the run holds):",
+        "",
+    ]
     lines += markdown_table(
         ["band (read)", *map(str, sizes)],
         [
@@ -112,6 +116,17 @@ def eval_section(report: dict[str, Any]) -> list[str]:
         ["signal", "AUROC", "ECE", "APGR", "CPT(50 %)", "CPT(80 %)", "lift @50", "lift @70"],
         rows,
     )
+    spread = report.get("null_spread")
+    if spread:
+        lines += [
+            "",
+            f"The null over {spread['seeds']} shufflings of the labels: eval AUROC "
+            f"{spread['mean']:.3f} (sd {spread['sd']:.3f}, "
+            f"{spread['min']:.3f}-{spread['max']:.3f}; "
+            "the row above is the first). Read differences between fitted signals against this "
+            "sd as well as the SE: a probe fitted on noise still points somewhere the features "
+            "know about correctness.",
+        ]
     profile = report.get("profile") or {}
     if profile.get("points"):
         lines += [

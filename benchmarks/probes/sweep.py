@@ -142,12 +142,15 @@ def bands(layers: Sequence[int]) -> dict[str, tuple[int, int]]:
 def learning_curve(
     run: LabelRun, sweep: list[dict[str, Any]], progress: Progress
 ) -> dict[str, Any]:
-    """CV AUROC of the best read of each band, fitted on 250 ... all training rows per fold."""
+    """CV AUROC of the best read of each band, fitted on 250 ... all training rows per fold.
+    Bands by the sweep's depth; the best read among those ``run`` holds (a compact run keeps a
+    few)."""
     out: dict[str, Any] = {}
     n_train = int(len(run.data.y) * 0.8)
     sizes = [s for s in CURVE_SIZES if s < n_train] + [n_train]
-    for band, (lo, hi) in bands(run.layers).items():
-        inside = [r for r in sweep if lo <= r["layer"] < hi]
+    held = [r for r in sweep if Read(r["layer"], r["position"]) in run.data.states]
+    for band, (lo, hi) in bands([r["layer"] for r in sweep]).items():
+        inside = [r for r in held if lo <= r["layer"] < hi]
         if not inside:
             continue
         top = max(inside, key=lambda r: r["auroc"])
