@@ -51,20 +51,7 @@ def sweep_section(report: dict[str, Any], plot: str | None) -> list[str]:
         ["setting", "AUROC", "ECE"],
         [[c["setting"], _auroc(c), fmt(c["ece"], 3)] for c in report["combinations"]],
     )
-    curve = report["learning_curve"]
-    sizes = [p["train_rows"] for p in next(iter(curve.values()))["points"]] if curve else []
-    lines += [
-        "",
-        "Learning curve (training rows per fold; the best read of each band the run holds):",
-        "",
-    ]
-    lines += markdown_table(
-        ["band (read)", *map(str, sizes)],
-        [
-            [f"{band} ({c['read']})", *(f"{p['auroc']:.3f}" for p in c["points"])]
-            for band, c in curve.items()
-        ],
-    )
+    lines += _curve_lines(report["learning_curve"])
     null = report["null"]
     lines += [
         "",
@@ -76,6 +63,31 @@ def sweep_section(report: dict[str, Any], plot: str | None) -> list[str]:
     if plot:
         lines += [f"![layers]({plot})", ""]
     return lines
+
+
+def _curve_lines(curve: dict[str, Any]) -> list[str]:
+    sizes = [p["train_rows"] for p in next(iter(curve.values()))["points"]] if curve else []
+    head = "Learning curve (training rows per fold; the best read of each band the run holds):"
+    return ["", head, ""] + markdown_table(
+        ["band (read)", *map(str, sizes)],
+        [
+            [f"{band} ({c['read']})", *(f"{p['auroc']:.3f}" for p in c["points"])]
+            for band, c in curve.items()
+        ],
+    )
+
+
+def _null_spread(spread: dict[str, Any] | None) -> list[str]:
+    if not spread:
+        return []
+    return [
+        "",
+        f"The null over {spread['seeds']} shufflings of the labels: eval AUROC "
+        f"{spread['mean']:.3f} (sd {spread['sd']:.3f}, {spread['min']:.3f}-{spread['max']:.3f}; "
+        "the row above is the first). Read differences between fitted signals against this "
+        "sd as well as the SE: a probe fitted on noise still points somewhere the features "
+        "know about correctness.",
+    ]
 
 
 def _lift(row: dict[str, Any], point: str) -> str:
@@ -116,17 +128,7 @@ def eval_section(report: dict[str, Any]) -> list[str]:
         ["signal", "AUROC", "ECE", "APGR", "CPT(50 %)", "CPT(80 %)", "lift @50", "lift @70"],
         rows,
     )
-    spread = report.get("null_spread")
-    if spread:
-        lines += [
-            "",
-            f"The null over {spread['seeds']} shufflings of the labels: eval AUROC "
-            f"{spread['mean']:.3f} (sd {spread['sd']:.3f}, "
-            f"{spread['min']:.3f}-{spread['max']:.3f}; "
-            "the row above is the first). Read differences between fitted signals against this "
-            "sd as well as the SE: a probe fitted on noise still points somewhere the features "
-            "know about correctness.",
-        ]
+    lines += _null_spread(report.get("null_spread"))
     profile = report.get("profile") or {}
     if profile.get("points"):
         lines += [
