@@ -20,6 +20,8 @@ from benchmarks.fog.curves import (
     point,
     random_accuracy,
 )
+from benchmarks.fog.report import gain_rule
+from benchmarks.probes.profile import CLOUD_ACCURACY
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,3 +63,20 @@ def test_the_report_is_rebuilt_from_the_committed_outcomes(tmp_path: Path) -> No
     assert min(main_curve["cloud"]) == 0.0 and max(main_curve["cloud"]) == 1.0
     at_all = report["summary"]["gateway calibrated -> cloud"]["at"]["1.00"]
     assert at_all["accuracy"] == pytest.approx(report["cloud_only"], abs=1e-4)
+    for gain in ("calibrated (gain rule)", "letter (gain rule)"):  # the profiles' taus, swept
+        assert report["summary"][f"gateway {gain} -> cloud"]["at"]["1.00"] == at_all | {
+            "tau_gateway": None
+        }
+
+
+def test_the_gain_rule_sweeps_the_profiles_per_domain_taus_as_one_threshold() -> None:
+    """A domain's tau is the cloud's accuracy there plus one offset: where the cloud is strong
+    the same score goes up, where it is weak it stays; a domain the cloud has no figure for
+    has no score (passed up)."""
+    gateway = _tier([True, True, False], [0.6, 0.6, 0.6])
+    gain = gain_rule(gateway, ["kazakh", "math", "astrology"], "calibrated (gain rule)")
+    offset = 0.6 - CLOUD_ACCURACY["kazakh"] + 0.01  # just above kazakh's gain, below math's
+    kept = gain.keeps((offset + 1) / 2)
+    assert CLOUD_ACCURACY["kazakh"] > CLOUD_ACCURACY["math"]
+    assert kept.tolist() == [False, True, False] and np.isnan(gain.score[2])
+    assert np.array_equal(gain.correct, gateway.correct)

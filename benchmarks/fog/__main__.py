@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     questions = stratified(args.limit, split="eval")
     outcomes = args.out / "outcomes.jsonl"
     run = None
+    if args.report_only and (args.out / "fog.json").is_file():  # the collection it came from
+        run = json.loads((args.out / "fog.json").read_text()).get("run")
     if not args.report_only:
         started = time.perf_counter()
         run = collect(questions, tiers, outcomes)

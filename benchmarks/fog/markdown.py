@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.fog.targets import GATEWAY_SIGNALS, MARGIN, TARGETS, TOP_CLOUD_TARGET
+from benchmarks.fog.targets import GAIN_RULE, GATEWAY_SIGNALS, MARGIN, TARGETS, TOP_CLOUD_TARGET
 from benchmarks.markdown import fmt, markdown_table
 
 MAIN = "gateway calibrated -> cloud"
@@ -100,7 +100,7 @@ def _live(report: dict[str, Any]) -> list[str]:
 
 def _target(report: dict[str, Any]) -> list[str]:
     rows = []
-    for signal in GATEWAY_SIGNALS:
+    for signal in (*GATEWAY_SIGNALS, *GAIN_RULE):
         least = report["summary"][f"gateway {signal} -> cloud"]["least_cloud_within_margin"]
         rows.append([signal, *_least(least)])
     three = next(n for n in report["summary"] if n.startswith("kiosk 270M (bucket, tau"))

@@ -29,7 +29,8 @@ from benchmarks.fog.curves import (
     random_accuracy,
     system_correct,
 )
-from benchmarks.fog.targets import GATEWAY_SIGNALS, MARGIN, TARGETS
+from benchmarks.fog.targets import GAIN_RULE, GATEWAY_SIGNALS, MARGIN, TARGETS
+from benchmarks.probes.profile import CLOUD_ACCURACY
 from benchmarks.simulated_cloud import LABEL, AnswerBook, SimulatedCloudConfig
 from benchmarks.stats import paired_se
 from edge_runtime.provenance import git_commit
@@ -86,6 +87,15 @@ def other_kiosk(path: str, spec: str | None, ids: list[str]) -> tuple[Tier, floa
     return tier, float(tau)
 
 
+def gain_rule(tier: Tier, domains: list[str], name: str) -> Tier:
+    """The routing profiles' per-domain taus as one swept threshold: a domain's tau is the
+    cloud's accuracy there plus one offset, so keeping ``score >= cloud[d] + offset`` is keeping
+    ``(score - cloud[d] + 1) / 2 >= (offset + 1) / 2`` (mapped into [0, 1], the rule's range; a
+    question of another domain has no score: passed up)."""
+    cloud = np.array([CLOUD_ACCURACY.get(d, np.nan) for d in domains])
+    return Tier(name, tier.correct, (tier.score - cloud + 1.0) / 2.0)
+
+
 CURVE_COLUMNS = ("cloud", "accuracy", "kiosk", "gateway", "tau_kiosk", "tau_gateway")
 
 
@@ -102,6 +112,9 @@ def compute(rows: list[dict[str, Any]], questions: list[Question]) -> dict[str, 
     cloud_only = float(cloud.mean())
     floor = cloud_only - MARGIN
     gateways = {s: _tier(f"gateway {s}", rows, "gateway", s) for s in GATEWAY_SIGNALS}
+    domains = [r["domain"] for r in rows]
+    for name in GAIN_RULE:
+        gateways[name] = gain_rule(gateways[name.split()[0]], domains, name)
     curves: dict[str, list[Point]] = {
         f"gateway {s} -> cloud": gateway_sweep(kiosk, g, cloud, NEVER) for s, g in gateways.items()
     }
@@ -239,7 +252,7 @@ def _tiers_of(name: str, result: dict[str, Any]) -> tuple[Tier, Tier]:
     if name in result["others"]:
         return result["others"][name]["tier"], result["gateways"]["calibrated"]
     if name.startswith("gateway "):
-        return result["kiosk"], result["gateways"][name.split()[1]]
+        return result["kiosk"], result["gateways"][name.removeprefix("gateway ").split(" -> ")[0]]
     if "-> gateway" in name:
         return result["kiosk"], result["gateways"]["calibrated"]
     if "(letter)" in name:
