@@ -66,42 +66,51 @@ def v2_scores(train: LabelRun, test: LabelRun) -> tuple[np.ndarray, np.ndarray]:
 
 def v3_rows(
     train: LabelRun, test: LabelRun, sha256: str, cloud: np.ndarray, name: str
-) -> tuple[list[dict[str, Any]], np.ndarray | None]:
+) -> tuple[list[dict[str, Any]], np.ndarray | None, dict[str, Any] | None]:
     """The shipped version-3 calibrator on eval, and its setting fitted on shuffled labels;
-    with its scores on eval."""
+    with its scores on eval and the null's spread over ``NULL_SEEDS`` shufflings."""
     shipped, how = shipped_calibrator(sha256), "shipped"
     if shipped is None or shipped.probe is None:  # not shipped (at chance): the fitted one
         fitted = REPORTS / f"{name}-calibrator.json"
         shipped, how = (Calibrator.load(fitted) if fitted.is_file() else None), "not shipped"
     if shipped is None or shipped.probe is None:
-        return [], None
+        return [], None, None
     reads = shipped.probe.reads
     v3 = shipped.predict(test.data.x, states=[test.data.states[r] for r in reads])
     chosen = Setting.parse(str(shipped.fit.get("setting")))
     train_oof = out_of_fold(train.data, [chosen])[chosen]
-    rng = np.random.default_rng(0)
-    null_train = replace(train.data, y=rng.permutation(train.data.y))
-    null = fit_setting(null_train, chosen).predict(test.data)
-    return [
-        measured(f"v3 ({how}: {shipped.fit.get('setting')})", train_oof, v3, test.data.y, cloud),
-        measured("v3 setting on shuffled labels (null)", train_oof, null, test.data.y, cloud),
-    ], v3
+    null, spread = shuffled_nulls(train, test, chosen, NULL_SEEDS)
+    return (
+        [
+            measured(
+                f"v3 ({how}: {shipped.fit.get('setting')})", train_oof, v3, test.data.y, cloud
+            ),
+            measured("v3 setting on shuffled labels (null)", train_oof, null, test.data.y, cloud),
+        ],
+        v3,
+        spread,
+    )
 
 
-def null_spread(train: LabelRun, test: LabelRun, setting: Setting, seeds: int) -> dict[str, Any]:
-    """Eval AUROC of ``setting`` fitted on ``seeds`` shufflings of the labels: one shuffle's
-    null can land far from 0.5, since a direction fitted on noise still correlates with what
-    the features know about correctness."""
-    aurocs = []
+def shuffled_nulls(
+    train: LabelRun, test: LabelRun, setting: Setting, seeds: int
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """``setting`` fitted on ``seeds`` shufflings of the labels: the first one's eval scores
+    (the null row) and the spread of their eval AUROCs. One shuffle's null can land far from
+    0.5, since a direction fitted on noise still correlates with what the features know about
+    correctness."""
+    first, aurocs = None, []
     for seed in range(seeds):
         y = np.random.default_rng(seed).permutation(train.data.y)
         scores = fit_setting(replace(train.data, y=y), setting).predict(test.data)
         value = auroc(scores, test.data.y)
         if value is None:
             raise SystemExit("probes: eval holds only right or only wrong answers")
+        first = scores if first is None else first
         aurocs.append(value)
+    assert first is not None
     values = np.array(aurocs, dtype=float)
-    return {
+    return first, {
         "seeds": seeds, "mean": round(float(values.mean()), 4),
         "sd": round(float(values.std(ddof=1)), 4),
         "min": round(float(values.min()), 4), "max": round(float(values.max()), 4),
@@ -154,14 +163,12 @@ def main(argv: list[str] | None = None) -> int:
     sweep = json.loads(swept.read_text())
     cloud = cloud_correct(test)
     rows = fitted_rows(train, test, sweep, cloud)
-    v3, v3_scores = v3_rows(train, test, file.sha256, cloud, name)
+    v3, v3_scores, spread = v3_rows(train, test, file.sha256, cloud, name)
     rows += v3
     by_signal = {"bucket": test.bucket, "letter": test.letter_max}
     if v3_scores is not None:
         by_signal["calibrated"] = v3_scores
     profile = profile_points(test, file.sha256, by_signal, cloud)
-    chosen = Setting.parse(sweep["chosen"]["setting"])
-    spread = null_spread(train, test, chosen, NULL_SEEDS) if v3 else None
     report = {
         "format": "foggen-probes-eval", "version": 1, "model": file.reference,
         "model_sha256": file.sha256, "n_eval": len(test.data.y), "n_train": len(train.data.y),
